@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Build the fixture images the tests and screenshots use, on the daemon DOCKER_HOST names.
+# Nothing is pulled: every image starts FROM scratch with the static busybox, and every build
+# runs with --network none.
+set -euo pipefail
+
+busybox=${BUSYBOX:-/bin/busybox}
+[ -x "$busybox" ] || { echo "build-fixtures: no static busybox at $busybox (apt-get install busybox-static)" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+build() { # build TAG DIR [extra docker build args...]
+    local tag=$1 dir=$2; shift 2
+    DOCKER_BUILDKIT=0 docker build --network none -t "$tag" "$@" "$dir" >"$work/build.log" 2>&1 \
+        || { cat "$work/build.log" >&2; exit 1; }
+}
+
+# Base image: busybox and its applets, two layers.
+mkdir -p "$work/base"
+cp "$busybox" "$work/base/busybox"
+cat > "$work/base/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/bin
+CMD ["/bin/sh"]
+DOCKERFILE
+build dockerscope-test/base:1 "$work/base"
+
+# Application image on the base: real layers, metadata-only steps, a zero-size WORKDIR layer
+# and a zero-size RUN that only deletes.
+mkdir -p "$work/app"
+head -c 300000 /dev/urandom > "$work/app/data.bin"
+printf 'hello from dockerscope\n' > "$work/app/hello.txt"
+cat > "$work/app/Dockerfile" <<'DOCKERFILE'
+FROM dockerscope-test/base:1
+ENV APP_HOME=/app GREETING=hello
+WORKDIR /app
+COPY hello.txt /app/hello.txt
+COPY data.bin /app/data.bin
+RUN mkdir -p /app/cache /tmp && echo built > /app/cache/stamp && echo scratch > /tmp/scratch
+RUN rm -f /tmp/scratch
+LABEL org.opencontainers.image.title="dockerscope fixture app"
+EXPOSE 8080
+USER 1000
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /app/hello.txt"]
+DOCKERFILE
+build dockerscope-test/app:1 "$work/app" \
+    --label "hostile.markup=[bold red]alarm[/bold red] [link=https://example.invalid]click[/link]" \
+    --label "hostile.escape=$(printf 'before\033[2J\033]0;pwned\007after')"
+docker tag dockerscope-test/app:1 dockerscope-test/app:latest
+
+# A second image on the same base: shares the base layers with the app.
+mkdir -p "$work/tool"
+cat > "$work/tool/Dockerfile" <<'DOCKERFILE'
+FROM dockerscope-test/base:1
+RUN echo tool > /tool.txt
+CMD ["cat", "/tool.txt"]
+DOCKERFILE
+build dockerscope-test/tool:1 "$work/tool"
+
+# A dangling image: build a tag twice with different content; the first build loses its tag.
+mkdir -p "$work/dangling"
+for round in first second; do
+    cat > "$work/dangling/Dockerfile" <<DOCKERFILE
+FROM dockerscope-test/base:1
+RUN echo $round > /round.txt
+DOCKERFILE
+    build dockerscope-test/rebuilt:1 "$work/dangling"
+done
+
+# An imported image: one layer, history entry without an instruction.
+mkdir -p "$work/rootfs/etc"
+printf 'imported\n' > "$work/rootfs/etc/imported.txt"
+tar -C "$work/rootfs" -cf - . | docker import - dockerscope-test/imported:1 >/dev/null
+
+docker images --all --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' | grep -v '^<none>:<none> .* 0B$' || true

@@ -1,0 +1,3 @@
+from dockerscope.cli import main
+
+raise SystemExit(main())

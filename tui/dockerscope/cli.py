@@ -1,0 +1,57 @@
+"""`dockerscope [--host URL] [--interval SECONDS]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dockerscope import __version__
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0.1 and 3600 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockerscope",
+        description="Explore Docker images, their inspect document and their layers by keyboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"dockerscope {__version__}")
+    parser.add_argument(
+        "--host",
+        metavar="URL",
+        help="daemon address, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 "
+        "(default: DOCKER_HOST, else the docker CLI's current context)",
+    )
+    parser.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=2.0,
+        help="poll interval in seconds (default: 2)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported late so --help and --version answer without loading Textual.
+    from dockerscope.service import DockerService, resolve_connection
+    from dockerscope.ui import create_app
+
+    service = DockerService(resolve_connection(args.host))
+    app = create_app(service, interval=args.interval)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

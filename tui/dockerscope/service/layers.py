@@ -1,0 +1,189 @@
+"""Map `docker history` entries onto `RootFS.Layers`.
+
+The API does not say which history entries made a filesystem layer. Entries with a size certainly
+did; when they account for every layer the mapping is exact. Otherwise the zero-size entries are
+judged by their instruction (RUN/COPY/ADD make layers, ENV/CMD/LABEL… never do, WORKDIR depends on
+the builder), and where that still does not add up, only the layers that can be pinned from the
+bottom or the top of the stack get a diff id and the stack says it is ambiguous.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from dockerscope.service.models import LayerKind, LayerRow, LayerStack, MappingQuality
+
+METADATA_INSTRUCTIONS = frozenset(
+    {
+        "ARG",
+        "CMD",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+    }
+)
+FILESYSTEM_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
+
+_SHELL_PREFIX = re.compile(r"^/bin/sh -c\s+")
+_LEGACY_NOP = re.compile(r"^/bin/sh -c\s+#\(nop\)\s+")
+_BUILD_ARGS = re.compile(r"^\|(\d+)\s+")
+_BUILDKIT_SUFFIX = re.compile(r"\s+# buildkit$")
+_INSTRUCTION_WORD = re.compile(r"^([A-Z]+)(\s|$)")
+IMPORTED = "(imported)"
+
+
+class _Evidence(enum.Enum):
+    """How sure we are that a history entry made a layer."""
+
+    SIZED = 1  # size > 0: it certainly made one
+    LIKELY = 2  # RUN/COPY/ADD, legacy WORKDIR, an import: made one even if empty
+    POSSIBLE = 3  # BuildKit WORKDIR, unknown forms: cannot tell
+    NEVER = 4  # metadata-only instruction
+
+
+def _strip_build_args(command: str) -> str:
+    """Drop the `|2 A=1 B=2 ` prefix the legacy builder puts before RUN with build args."""
+    match = _BUILD_ARGS.match(command)
+    if not match:
+        return command
+    rest = command[match.end() :]
+    for _ in range(int(match.group(1))):
+        rest = rest.split(" ", 1)[1] if " " in rest else ""
+    return rest
+
+
+def clean_instruction(created_by: str) -> str:
+    """Turn a history `CreatedBy` into the Dockerfile instruction a person would recognise."""
+    command = created_by.strip()
+    if not command:
+        return IMPORTED
+    nop = _LEGACY_NOP.match(command)
+    if nop:
+        return command[nop.end() :].strip()
+    command = _BUILDKIT_SUFFIX.sub("", command)
+    word = _INSTRUCTION_WORD.match(command)
+    if word:
+        if word.group(1) == "RUN":
+            body = _strip_build_args(command[word.end() :].strip())
+            return "RUN " + _SHELL_PREFIX.sub("", body)
+        return command
+    # Legacy builder RUN, shell form (`/bin/sh -c …`) or exec form (`/bin/busybox --install …`).
+    return "RUN " + _SHELL_PREFIX.sub("", _strip_build_args(command))
+
+
+def _evidence(created_by: str, size: int) -> _Evidence:
+    if size > 0:
+        return _Evidence.SIZED
+    command = created_by.strip()
+    if not command:
+        return _Evidence.LIKELY
+    instruction = clean_instruction(command)
+    word = instruction.split(" ", 1)[0]
+    if word in METADATA_INSTRUCTIONS:
+        return _Evidence.NEVER
+    if word in FILESYSTEM_INSTRUCTIONS:
+        return _Evidence.LIKELY
+    if word == "WORKDIR" and _LEGACY_NOP.match(command):
+        return _Evidence.LIKELY  # the legacy builder commits a layer for every WORKDIR
+    return _Evidence.POSSIBLE
+
+
+def _created(entry: Mapping[str, Any]) -> datetime | None:
+    value = entry.get("Created")
+    if not isinstance(value, int | float) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _layer_flags(evidence: Sequence[_Evidence], layer_count: int) -> tuple[list[bool | None], MappingQuality]:
+    """Decide per entry whether it made a layer: True, False, or None when it cannot be told."""
+    for quality, accepted in (
+        (MappingQuality.EXACT, {_Evidence.SIZED}),
+        (MappingQuality.INFERRED, {_Evidence.SIZED, _Evidence.LIKELY}),
+        (MappingQuality.INFERRED, {_Evidence.SIZED, _Evidence.LIKELY, _Evidence.POSSIBLE}),
+    ):
+        if sum(e in accepted for e in evidence) == layer_count:
+            return [e in accepted for e in evidence], quality
+    flags: list[bool | None] = [
+        True if e is _Evidence.SIZED else False if e is _Evidence.NEVER else None for e in evidence
+    ]
+    return flags, MappingQuality.AMBIGUOUS
+
+
+def _assign_diff_ids(flags: Sequence[bool | None], diff_ids: Sequence[str]) -> list[str | None]:
+    """Give each layer-making entry its diff id, pinning from the bottom and the top of the stack
+    and stopping, from either end, at the first entry that cannot be decided."""
+    assigned: list[str | None] = [None] * len(flags)
+    bottom = 0
+    for index, flag in enumerate(flags):
+        if flag is None or bottom >= len(diff_ids):
+            break
+        if flag:
+            assigned[index] = diff_ids[bottom]
+            bottom += 1
+    top = len(diff_ids) - 1
+    for index in range(len(flags) - 1, -1, -1):
+        flag = flags[index]
+        if flag is None or top < bottom or assigned[index] is not None:
+            break
+        if flag:
+            assigned[index] = diff_ids[top]
+            top -= 1
+    return assigned
+
+
+def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -> LayerStack:
+    """Build the layer stack from `GET /images/{id}/history` (newest first, as the API returns it)
+    and the image's `RootFS.Layers` (oldest first)."""
+    entries = list(reversed(history))
+    sizes = [max(int(entry.get("Size") or 0), 0) for entry in entries]
+    commands = [str(entry.get("CreatedBy") or "") for entry in entries]
+    evidence = [_evidence(command, size) for command, size in zip(commands, sizes, strict=True)]
+    flags, quality = _layer_flags(evidence, len(diff_ids))
+    assigned = _assign_diff_ids(flags, diff_ids)
+
+    rows = tuple(
+        LayerRow(
+            number=position + 1,
+            created=_created(entry),
+            created_by=commands[position],
+            instruction=clean_instruction(commands[position]),
+            size=sizes[position],
+            kind=LayerKind.UNKNOWN if flag is None else LayerKind.LAYER if flag else LayerKind.EMPTY,
+            diff_id=assigned[position],
+            comment=str(entry.get("Comment") or ""),
+        )
+        for position, (entry, flag) in enumerate(zip(entries, flags, strict=True))
+    )
+    return LayerStack(
+        rows=rows,
+        layer_count=len(diff_ids),
+        total_size=sum(sizes),
+        quality=quality,
+        note=_note(quality, evidence, len(diff_ids)),
+    )
+
+
+def _note(quality: MappingQuality, evidence: Sequence[_Evidence], layer_count: int) -> str:
+    sized = sum(e is _Evidence.SIZED for e in evidence)
+    if quality is MappingQuality.EXACT:
+        return "mapping exact: every layer has a size"
+    if quality is MappingQuality.INFERRED:
+        return f"mapping inferred: {layer_count - sized} empty layer(s) placed by their instruction"
+    undecided = sum(e in (_Evidence.LIKELY, _Evidence.POSSIBLE) for e in evidence)
+    return (
+        f"mapping ambiguous: {layer_count} layers, {sized} sized entries and {undecided} "
+        "zero-size entries that may or may not be layers; undecided layers are marked ?"
+    )

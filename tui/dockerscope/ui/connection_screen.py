@@ -1,0 +1,45 @@
+"""Shown while the daemon cannot be reached; the app keeps retrying behind it."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Center, Middle
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from dockerscope.service import DockerServiceError
+from dockerscope.ui.format import plain
+
+
+class ConnectionScreen(Screen[None]):
+    def __init__(self, error: DockerServiceError, retry_seconds: float) -> None:
+        super().__init__()
+        self._error = error
+        self._retry_seconds = retry_seconds
+        self._attempts = 1
+
+    def compose(self) -> ComposeResult:
+        with Middle(), Center():
+            yield Static(self._message(), id="connection-problem")
+        yield Footer()
+
+    def show_error(self, error: DockerServiceError) -> None:
+        self._error = error
+        self._attempts += 1
+        self.query_one("#connection-problem", Static).update(self._message())
+
+    def _message(self) -> Text:
+        text = Text("Cannot reach the Docker daemon\n\n", style="bold red")
+        text.append("Host:    ")
+        text.append_text(plain(self._error.host, style="bold"))
+        text.append("\nProblem: ")
+        text.append_text(plain(self._error.reason))
+        text.append("\n\n")
+        text.append(self._error.hint, style="italic")
+        text.append(
+            f"\n\nRetrying every {self._retry_seconds:g} s (attempt {self._attempts}); "
+            "dockerscope opens as soon as the daemon answers. r retries now, q quits.",
+            style="dim",
+        )
+        return text
