@@ -44,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported late so --help and --version answer without loading Textual.
-    from dockerscope.service import DockerService, resolve_connection
+    from dockerscope.service import DockerService, DockerServiceError, resolve_connection
     from dockerscope.ui import create_app
 
-    service = DockerService(resolve_connection(args.host))
+    try:
+        connection = resolve_connection(args.host)
+    except DockerServiceError as error:
+        print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
+        return 2
+    service = DockerService(connection)
     app = create_app(service, interval=args.interval)
     app.run()
     return app.return_code or 0

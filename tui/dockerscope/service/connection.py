@@ -1,4 +1,5 @@
-"""Which daemon to talk to: --host, then DOCKER_HOST, then the docker CLI's current context."""
+"""Which daemon to talk to: --host, then DOCKER_HOST, then DOCKER_CONTEXT or the docker CLI's
+current context, as the docker CLI itself decides."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from docker.context import ContextAPI
 from docker.errors import DockerException
 from docker.utils import kwargs_from_env
+
+from dockerscope.service.errors import DockerServiceError
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -24,15 +27,20 @@ class Connection:
 
 
 def resolve_connection(host: str | None = None, environment: Mapping[str, str] | None = None) -> Connection:
-    """Pick the daemon the docker CLI would use, unless `host` names one."""
+    """Pick the daemon the docker CLI would use, unless `host` names one.
+
+    Raises DockerServiceError when the environment's TLS settings are unusable."""
     env = os.environ if environment is None else environment
     if host:
         return Connection(host=host, source="--host", client_kwargs={"base_url": host})
-    params = kwargs_from_env(environment=dict(env))
+    try:
+        params = kwargs_from_env(environment=dict(env))
+    except DockerException as exc:
+        raise DockerServiceError(env.get("DOCKER_HOST", DEFAULT_HOST), str(exc)) from exc
     if "base_url" in params:
         return Connection(host=params["base_url"], source="DOCKER_HOST", client_kwargs=params)
     try:
-        context = ContextAPI.get_current_context()
+        context = ContextAPI.get_context(env.get("DOCKER_CONTEXT") or None)
     except DockerException:
         context = None
     if context is not None and context.Host:

@@ -15,6 +15,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, NotFound
 
+from dockerscope import clock
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import (
     DaemonPermissionDenied,
@@ -163,7 +164,7 @@ class DockerService:
             images=summaries,
             container_count=len(containers),
             running_count=running,
-            taken_at=datetime.now(timezone.utc),
+            taken_at=clock.utc_now(),
         )
 
     async def image_detail(self, image: ImageSummary) -> ImageDetail:

@@ -12,9 +12,7 @@ from textual.widgets import Input
 class FilterInput(Input):
     """Typing filters live; Enter keeps the filter and returns to the list; Escape clears it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "clear_filter", "Clear filter", id="filter.clear")
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear_filter", "Clear filter", id="filter.clear")]
 
     class Done(Message):
         """The user left the filter (the list should take focus again)."""

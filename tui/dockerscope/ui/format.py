@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import humanize
 from rich.text import Text
 
+from dockerscope import clock
 from dockerscope.sanitize import sanitize
 
 
@@ -26,5 +27,5 @@ def human_size(size: int) -> str:
 def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return "unknown"
-    current = now or datetime.now(timezone.utc)
+    current = now or clock.utc_now()
     return humanize.naturaltime(current - moment)

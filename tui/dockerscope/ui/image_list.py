@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
+from dockerscope import clock
 from dockerscope.service import ImageSummary
 from dockerscope.ui.format import human_size, plain, relative_time
 
@@ -98,7 +99,7 @@ class ImageList(DataTable[Text]):
         self._render_rows()
 
     def _render_rows(self) -> None:
-        now = datetime.now(timezone.utc)
+        now = clock.utc_now()
         wanted = sorted(
             (
                 image
@@ -115,15 +116,18 @@ class ImageList(DataTable[Text]):
                     self.update_cell(key, column, cell)
             return
         previous = self.highlighted_image
+        previous_row = self.cursor_row
         self.clear()
         self._shown = keys
         for key in keys:
             self.add_row(*rows[key], key=key)
         if previous is not None and previous.id in rows:
             self.move_cursor(row=keys.index(previous.id), scroll=True)
+        elif keys:
+            # The highlighted image is gone: stay at the same height, on its neighbour.
+            self.move_cursor(row=min(max(previous_row, 0), len(keys) - 1), scroll=True)
         self.post_message(self.ViewChanged())
-        if not keys:
-            self.post_message(self.ImageHighlighted(None))
+        self.post_message(self.ImageHighlighted(self.highlighted_image))
 
     def _cells(self, image: ImageSummary, now: datetime) -> tuple[Text, ...]:
         tags = plain(", ".join(image.tags), max_chars=200) if image.tags else Text("<none>", style="dim")

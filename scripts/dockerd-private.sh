@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Start a private dockerd that can only use loopback (no bridge, no iptables, no forwarding).
+# Usage: source scripts/dockerd-private.sh   (sets D and DOCKER_HOST; stop it with stop_private_dockerd)
+# Fails, never skips, when the daemon does not answer within DOCKERD_WAIT seconds.
+
+start_private_dockerd() {
+    D=$(mktemp -d /tmp/dockerscope-dockerd.XXXXXX)
+    dockerd --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/pid" \
+        --host "unix://$D/docker.sock" --bridge=none --iptables=false --ip-masq=false \
+        --ip-forward=false >"$D/dockerd.log" 2>&1 &
+    export DOCKER_HOST="unix://$D/docker.sock"
+    local waited=0 limit=${DOCKERD_WAIT:-60}
+    until docker version >/dev/null 2>&1; do
+        if [ "$waited" -ge $((limit * 4)) ]; then
+            echo "dockerd did not answer at $DOCKER_HOST within ${limit}s; its log:" >&2
+            tail -n 40 "$D/dockerd.log" >&2
+            return 1
+        fi
+        sleep 0.25
+        waited=$((waited + 1))
+    done
+}
+
+stop_private_dockerd() {
+    [ -n "${D:-}" ] || return 0
+    if [ -f "$D/pid" ]; then
+        local pid
+        pid=$(cat "$D/pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    umount -R "$D/data" "$D/exec" 2>/dev/null || true
+    rm -rf "$D" 2>/dev/null || true
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, starts a private dockerd, builds the fixture
+# images, runs ruff and pytest, and stops the daemon. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for package in docker.io busybox-static tmux; do
+    dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "scripts/test.sh: missing ${need_apt[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+venv=${DOCKERSCOPE_VENV:-.venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# shellcheck source=scripts/dockerd-private.sh
+source scripts/dockerd-private.sh
+trap stop_private_dockerd EXIT
+start_private_dockerd
+echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+bash scripts/build-fixtures.sh
+
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
+"$venv/bin/python" -m pytest "$@"

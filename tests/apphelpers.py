@@ -1,0 +1,57 @@
+"""Helpers for driving the app with Pilot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from dockerscope.ui import DockerscopeApp
+from dockerscope.ui.image_list import ImageList
+from dockerscope.ui.inspect_tree import InspectTree
+from dockerscope.ui.layer_table import LayerTable
+
+SIZE = (150, 45)
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition.__doc__ or condition}")
+        await pilot.pause(0.02)
+        await asyncio.sleep(0)
+
+
+def image_list(app: DockerscopeApp) -> ImageList:
+    return app.explorer.query_one(ImageList)
+
+
+def inspect_tree(app: DockerscopeApp) -> InspectTree:
+    return app.explorer.query_one(InspectTree)
+
+
+def layer_table(app: DockerscopeApp) -> LayerTable:
+    return app.explorer.query_one(LayerTable)
+
+
+def shown_names(app: DockerscopeApp) -> list[str]:
+    return [image.name for image in image_list(app).visible_images]
+
+
+def tree_title(app: DockerscopeApp) -> str:
+    return inspect_tree(app).root.label.plain
+
+
+async def highlight_image(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
+    """Move the list cursor onto the image called `name` with the arrow keys, and wait for its
+    details to arrive."""
+    await wait_until(pilot, lambda: name in shown_names(app))
+    images = image_list(app)
+    await pilot.press("1")
+    target = shown_names(app).index(name)
+    while images.cursor_row != target:
+        await pilot.press("down" if images.cursor_row < target else "up")
+    await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0)

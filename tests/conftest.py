@@ -1,0 +1,64 @@
+"""Shared fixtures. Daemon tests need the private dockerd that scripts/test.sh starts; without it
+they fail (never skip), so a CI run without a daemon is red."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from dockerscope.service import Connection, DockerService
+
+APP_IMAGE = "dockerscope-test/app:1"
+BASE_IMAGE = "dockerscope-test/base:1"
+TOOL_IMAGE = "dockerscope-test/tool:1"
+IMPORTED_IMAGE = "dockerscope-test/imported:1"
+REBUILT_IMAGE = "dockerscope-test/rebuilt:1"
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host:
+        pytest.fail("DOCKER_HOST is not set: run the suite with `bash scripts/test.sh`, which starts a daemon")
+    try:
+        docker.APIClient(base_url=host, version="auto", timeout=10).close()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Docker daemon answers at {host}: {exc}")
+    return host
+
+
+@pytest.fixture(scope="session")
+def api(docker_host: str) -> Iterator[docker.APIClient]:
+    client = docker.APIClient(base_url=docker_host, version="auto", timeout=60)
+    for image in (APP_IMAGE, BASE_IMAGE, TOOL_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE):
+        try:
+            client.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"fixture image {image} is missing: scripts/build-fixtures.sh builds it")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def connection(docker_host: str) -> Connection:
+    return Connection(host=docker_host, source="test", client_kwargs={"base_url": docker_host})
+
+
+@pytest.fixture
+def service(connection: Connection, api: docker.APIClient) -> Iterator[DockerService]:
+    docker_service = DockerService(connection)
+    yield docker_service
+    docker_service.close()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory path: unix socket paths must stay under 108 bytes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ds-") as name:
+        yield Path(name)

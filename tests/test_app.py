@@ -1,0 +1,212 @@
+"""The app against the real private daemon, driven by keys through Textual's Pilot."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import docker
+import pytest
+from textual.widgets import DataTable, Static
+
+from apphelpers import (
+    SIZE,
+    highlight_image,
+    image_list,
+    inspect_tree,
+    layer_table,
+    shown_names,
+    tree_title,
+    wait_until,
+)
+from conftest import APP_IMAGE, TOOL_IMAGE
+from dockerscope.service import DockerService
+from dockerscope.ui import DockerscopeApp, create_app
+from dockerscope.ui.help_screen import HelpScreen
+
+
+@pytest.fixture
+async def app(service: DockerService) -> AsyncIterator[DockerscopeApp]:
+    yield create_app(service, interval=0.5)
+
+
+async def test_image_list_shows_every_image_with_tags_size_and_status(
+    app: DockerscopeApp, api: docker.APIClient
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        table = image_list(app)
+        expected = {i["Id"] for i in api.images()}
+        assert {image.id for image in table.visible_images} == expected
+        app_id = api.inspect_image(APP_IMAGE)["Id"]
+        row = [cell.plain for cell in table.get_row(app_id)]
+        assert row[0] == "dockerscope-test/app:1, dockerscope-test/app:latest"
+        assert row[1] == app_id.removeprefix("sha256:")[:12]
+        assert row[2] == "2.29MB"
+        assert "<none>" in shown_names(app)
+        status = app.explorer.query_one("#status", Static).render().plain
+        assert api.version()["Version"] in status
+        assert f"{len(expected)} images" in status
+        assert "connected" in status
+
+
+async def test_s_cycles_the_sort_order(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        images = image_list(app).visible_images
+        tagged = [i.name for i in images if not i.dangling]
+        assert tagged == sorted(tagged)
+        await pilot.press("s")
+        sizes = [i.size for i in image_list(app).visible_images]
+        assert sizes == sorted(sizes, reverse=True)
+        await pilot.press("s")
+        created = [i.created for i in image_list(app).visible_images]
+        assert created == sorted(created, reverse=True)
+        assert "sort: created" in str(app.explorer.query_one("#images-pane").border_subtitle)
+        await pilot.press("s")
+        assert [i.name for i in image_list(app).visible_images] == [i.name for i in images]
+
+
+async def test_slash_filters_live_enter_keeps_escape_clears(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        everything = shown_names(app)
+        await pilot.press("slash", "t", "o", "o")
+        assert shown_names(app) == [TOOL_IMAGE]
+        await pilot.press("enter")
+        assert app.focused is image_list(app)
+        assert shown_names(app) == [TOOL_IMAGE]
+        await pilot.press("slash", "escape")
+        assert shown_names(app) == everything
+        assert app.focused is image_list(app)
+
+
+async def test_filter_matches_the_image_id_too(app: DockerscopeApp, api: docker.APIClient) -> None:
+    short = api.inspect_image(APP_IMAGE)["Id"].removeprefix("sha256:")[:8]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        await pilot.press("slash", *short, "enter")
+        assert shown_names(app) == [APP_IMAGE]
+
+
+async def test_d_hides_and_shows_dangling_images(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        dangling = shown_names(app).count("<none>")
+        assert dangling > 0
+        await pilot.press("d")
+        assert "<none>" not in shown_names(app)
+        await pilot.press("d")
+        assert shown_names(app).count("<none>") == dangling
+
+
+async def test_highlighting_an_image_shows_its_inspect_tree_and_layers(
+    app: DockerscopeApp, api: docker.APIClient
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await highlight_image(pilot, app, APP_IMAGE)
+        top_level = [node.label.plain.split(":")[0].split(" ")[0] for node in inspect_tree(app).root.children]
+        assert top_level == list(api.inspect_image(APP_IMAGE))
+        table = layer_table(app)
+        history = api.history(APP_IMAGE)
+        assert table.row_count == len(history)
+        rows = [[cell.plain for cell in table.get_row_at(index)] for index in range(table.row_count)]
+        assert rows[0][0] == "1"
+        assert rows[0][4].startswith("COPY file:")
+        workdir = next(row for row in rows if row[4] == "WORKDIR /app")
+        env = next(row for row in rows if row[4].startswith("ENV APP_HOME"))
+        assert re.fullmatch("[0-9a-f]{12}", workdir[3])
+        assert env[3] == "—"
+        assert table.get_row_at(rows.index(env))[4].style == "dim"
+        summary = app.explorer.query_one("#layer-summary", Static).render().plain
+        assert summary.startswith("7 layers · 2.29MB")
+        assert "inferred" in summary
+
+        await pilot.press("down")
+        await wait_until(pilot, lambda: tree_title(app) != APP_IMAGE)
+        assert layer_table(app).row_count == len(api.history(image_list(app).highlighted_image.id))
+
+
+async def test_inspect_tree_keys_toggle_expand_and_collapse(app: DockerscopeApp, api: docker.APIClient) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await highlight_image(pilot, app, APP_IMAGE)
+        await pilot.press("2")
+        tree = inspect_tree(app)
+        assert app.focused is tree
+        config_line = next(node.line for node in tree.root.children if node.label.plain.startswith("Config "))
+        config = api.inspect_image(APP_IMAGE)["Config"]
+        assert tree.root.children[config_line - 1].label.plain == f"Config {{{len(config)}}}"
+        while tree.cursor_line != config_line:
+            await pilot.press("j")
+        assert not tree.cursor_node.is_expanded
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(tree.cursor_node.children) == len(config))
+        assert tree.cursor_node.is_expanded
+        env_node = next(n for n in tree.cursor_node.children if n.label.plain.startswith("Env "))
+        assert env_node.label.plain == f"Env [{len(config['Env'])}]"
+        assert len(env_node.children) == 0  # built only when first expanded
+        await pilot.press("space")
+        assert not tree.cursor_node.is_expanded
+        lines_collapsed = tree.last_line
+        await pilot.press("plus")
+        await pilot.pause()
+        assert tree.last_line > lines_collapsed + len(config)
+        assert env_node.is_expanded and len(env_node.children) == len(config["Env"])
+        await pilot.press("minus")
+        await pilot.pause()
+        assert tree.last_line == lines_collapsed
+        assert tree.root.is_expanded
+
+
+async def test_number_keys_and_tab_move_between_panes(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await highlight_image(pilot, app, TOOL_IMAGE)
+        await pilot.press("3")
+        assert app.focused is layer_table(app)
+        await pilot.press("2")
+        assert app.focused is inspect_tree(app)
+        await pilot.press("1")
+        assert app.focused is image_list(app)
+        await pilot.press("tab")
+        assert app.focused is inspect_tree(app)
+        await pilot.press("tab")
+        assert app.focused is layer_table(app)
+        await pilot.press("shift+tab", "shift+tab")
+        assert app.focused is image_list(app)
+
+
+async def test_r_refreshes_at_once(app: DockerscopeApp, api: docker.APIClient) -> None:
+    app.interval = 3600
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        api.tag(TOOL_IMAGE, "dockerscope-test/refresh", "now")
+        try:
+            await pilot.press("r")
+            await wait_until(
+                pilot,
+                lambda: any("dockerscope-test/refresh:now" in i.tags for i in image_list(app).visible_images),
+                3,
+            )
+        finally:
+            api.remove_image("dockerscope-test/refresh:now")
+
+
+async def test_question_mark_lists_every_binding(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one(DataTable)
+        keys = {table.get_row_at(i)[1].plain for i in range(table.row_count)}
+        assert {"q", "?", "r", "1", "2", "3", "s", "/", "d", "+", "-", "Esc", "Tab", "j", "k"} <= keys
+        await pilot.press("escape")
+        assert app.screen is app.explorer
+
+
+async def test_q_quits(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count > 0)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+        assert not app.is_running
