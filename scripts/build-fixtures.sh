@@ -61,6 +61,19 @@ CMD ["cat", "/tool.txt"]
 DOCKERFILE
 build dockerscope-test/tool:1 "$work/tool"
 
+# Huge metadata: a 1 MB label and 10,000 environment variables. A Dockerfile line may not pass
+# 64 KiB, so the config goes straight to the Engine API's commit endpoint.
+huge_container=$(docker create --network none dockerscope-test/base:1)
+{
+    printf '{"Env": ["PATH=/bin"'
+    for n in $(seq 1 10000); do printf ',"VAR_%05d=value-%d"' "$n" "$n"; done
+    printf '], "Labels": {"huge.label": "%s"}, "Cmd": ["/bin/sh"]}' "$(head -c 750000 /dev/urandom | base64 -w0)"
+} > "$work/huge.json"
+curl -fsS --unix-socket "${DOCKER_HOST#unix://}" -H 'Content-Type: application/json' \
+    -X POST --data-binary @"$work/huge.json" \
+    "http://localhost/commit?container=$huge_container&repo=dockerscope-test/huge&tag=1&comment=huge+metadata" >/dev/null
+docker rm "$huge_container" >/dev/null
+
 # A dangling image: build a tag twice with different content; the first build loses its tag.
 mkdir -p "$work/dangling"
 for round in first second; do

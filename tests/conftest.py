@@ -17,6 +17,7 @@ BASE_IMAGE = "dockerscope-test/base:1"
 TOOL_IMAGE = "dockerscope-test/tool:1"
 IMPORTED_IMAGE = "dockerscope-test/imported:1"
 REBUILT_IMAGE = "dockerscope-test/rebuilt:1"
+HUGE_IMAGE = "dockerscope-test/huge:1"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +35,7 @@ def docker_host() -> str:
 @pytest.fixture(scope="session")
 def api(docker_host: str) -> Iterator[docker.APIClient]:
     client = docker.APIClient(base_url=docker_host, version="auto", timeout=60)
-    for image in (APP_IMAGE, BASE_IMAGE, TOOL_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE):
+    for image in (APP_IMAGE, BASE_IMAGE, TOOL_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, HUGE_IMAGE):
         try:
             client.inspect_image(image)
         except docker.errors.ImageNotFound:

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from conftest import APP_IMAGE, BASE_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, TOOL_IMAGE
+from conftest import APP_IMAGE, BASE_IMAGE, HUGE_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, TOOL_IMAGE
 from dockerscope.service import (
     Connection,
     DaemonPermissionDenied,
@@ -116,7 +116,7 @@ async def test_concurrent_polls_share_one_request_set(service: DockerService) ->
     assert service.request_count - start == 2
 
 
-@pytest.mark.parametrize("image", [APP_IMAGE, BASE_IMAGE, TOOL_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE])
+@pytest.mark.parametrize("image", [APP_IMAGE, BASE_IMAGE, TOOL_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, HUGE_IMAGE])
 async def test_layer_mapping_matches_the_saved_image_config(
     service: DockerService, api: docker.APIClient, image: str
 ) -> None:

@@ -34,7 +34,8 @@ def resolve_connection(host: str | None = None, environment: Mapping[str, str] |
     if host:
         return Connection(host=host, source="--host", client_kwargs={"base_url": host})
     try:
-        params = kwargs_from_env(environment=dict(env))
+        # docker-py reads os.environ when handed an empty mapping, so never hand it one.
+        params = kwargs_from_env(environment=dict(env)) if env else {}
     except DockerException as exc:
         raise DockerServiceError(env.get("DOCKER_HOST", DEFAULT_HOST), str(exc)) from exc
     if "base_url" in params:

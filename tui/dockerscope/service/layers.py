@@ -37,7 +37,8 @@ METADATA_INSTRUCTIONS = frozenset(
 FILESYSTEM_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 
 _SHELL_PREFIX = re.compile(r"^/bin/sh -c\s+")
-_LEGACY_NOP = re.compile(r"^/bin/sh -c\s+#\(nop\)\s+")
+# The legacy builder prefixes `#(nop)` with the current SHELL (`/bin/sh -c` unless SHELL changed it).
+_LEGACY_NOP = re.compile(r"^(?:\S+\s+){0,16}?#\(nop\)\s+")
 _BUILD_ARGS = re.compile(r"^\|(\d+)\s+")
 _BUILDKIT_SUFFIX = re.compile(r"\s+# buildkit$")
 _INSTRUCTION_WORD = re.compile(r"^([A-Z]+)(\s|$)")

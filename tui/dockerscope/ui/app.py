@@ -75,12 +75,16 @@ class DockerscopeApp(App[None]):
             self._polling = False
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if not self.is_running:  # a poll that finished while the app shuts down
+            return
         if self._connection_screen is not None:
             self._connection_screen = None
             self.pop_screen()
         self.explorer.show_snapshot(message.snapshot)
 
     def on_daemon_failed(self, message: DaemonFailed) -> None:
+        if not self.is_running:
+            return
         self.explorer.show_problem(message.error)
         if self._connection_screen is None:
             self._connection_screen = ConnectionScreen(message.error, min(self.interval, MAX_RETRY_SECONDS))

@@ -44,13 +44,15 @@ def branch_label(key: str, value: Any) -> Text:
     """`Config {24}` for an object, `Env [3]` for an array."""
     count = len(value)
     brackets = "{}" if isinstance(value, Mapping) else "[]"
-    label = plain(key, style="bold", max_chars=KEY_CHARS)
+    label = Text()
+    label.append_text(plain(key, style="bold", max_chars=KEY_CHARS))
     label.append(f" {brackets[0]}{count}{brackets[1]}", style="dim")
     return label
 
 
 def leaf_label(key: str, value: Any) -> Text:
-    label = plain(key, style="bold", max_chars=KEY_CHARS)
+    label = Text()
+    label.append_text(plain(key, style="bold", max_chars=KEY_CHARS))
     label.append(": ")
     label.append_text(_value_text(value))
     return label

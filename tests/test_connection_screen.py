@@ -1,0 +1,107 @@
+"""No daemon, a daemon that appears later, a daemon that goes away: the app explains and recovers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Static
+
+from apphelpers import SIZE, image_list, wait_until
+from dockerscope.service import Connection, DockerService
+from dockerscope.ui import create_app
+from dockerscope.ui.connection_screen import ConnectionScreen
+
+
+class SocketProxy:
+    """A unix socket that forwards to the real daemon while it is open: a daemon we can start and
+    stop in the middle of a test."""
+
+    def __init__(self, path: Path, daemon_socket: str) -> None:
+        self.path = path
+        self._daemon_socket = daemon_socket
+        self._server: asyncio.AbstractServer | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await self._server.wait_closed()
+        self.path.unlink(missing_ok=True)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        daemon_reader, daemon_writer = await asyncio.open_unix_connection(self._daemon_socket)
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                writer.close()
+
+        tasks = [
+            asyncio.ensure_future(pipe(client_reader, daemon_writer)),
+            asyncio.ensure_future(pipe(daemon_reader, client_writer)),
+        ]
+        self._pipes.update(tasks)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pipes.difference_update(tasks)
+
+
+@pytest.fixture
+async def proxy(docker_host: str, short_tmp: Path) -> AsyncIterator[SocketProxy]:
+    assert docker_host.startswith("unix://"), "the private test daemon listens on a unix socket"
+    socket_proxy = SocketProxy(short_tmp / "later.sock", docker_host.removeprefix("unix://"))
+    yield socket_proxy
+
+
+def _problem_text(screen: ConnectionScreen) -> str:
+    return screen.query_one("#connection-problem", Static).render().plain
+
+
+async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_appears(
+    proxy: SocketProxy,
+) -> None:
+    host = f"unix://{proxy.path}"
+    service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
+    app = create_app(service, interval=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        text = _problem_text(app.screen)
+        assert "Cannot reach the Docker daemon" in text
+        assert host in text
+        assert "the socket does not exist" in text
+        assert "Is dockerd running?" in text
+        await wait_until(pilot, lambda: "attempt 3" in _problem_text(app.screen))
+
+        await proxy.start()
+        await wait_until(pilot, lambda: app.screen is app.explorer and image_list(app).row_count > 0)
+        status = app.explorer.query_one("#status", Static).render().plain
+        assert "connected" in status
+
+        await proxy.stop()
+        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        assert "the socket does not exist" in _problem_text(app.screen)
+        await proxy.start()
+        await wait_until(pilot, lambda: app.screen is app.explorer)
+        await proxy.stop()
+
+
+async def test_q_quits_from_the_connection_screen() -> None:
+    host = "tcp://127.0.0.1:1"
+    service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
+    app = create_app(service, interval=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        assert "connection refused" in _problem_text(app.screen)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
