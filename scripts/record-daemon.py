@@ -1,8 +1,8 @@
 """Record the API answers dockerscope reads from a daemon, for tests that replay them.
 
-Usage: python scripts/record-daemon.py OUT.json [IMAGE_PREFIX]
-Records /version, /images/json, /containers/json and, for each listed image whose tags start with
-IMAGE_PREFIX (all images when omitted), its inspect document and history.
+Usage: python scripts/record-daemon.py OUT.json IMAGE [IMAGE ...]
+Records /version, and /images/json, /containers/json, inspect and history restricted to the named
+images, from the daemon DOCKER_HOST names.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 import docker
 
 
-def record(prefix: str) -> dict[str, Any]:
+def record(names: list[str]) -> dict[str, Any]:
     client = docker.APIClient(version="auto", **docker.utils.kwargs_from_env())
-    images = [image for image in client.images() if any(tag.startswith(prefix) for tag in image.get("RepoTags") or [])]
+    wanted = {client.inspect_image(name)["Id"] for name in names}
+    images = [image for image in client.images() if image["Id"] in wanted]
     responses: dict[str, Any] = {
         "/version": client.version(api_version=False),
         "/images/json": images,
-        "/containers/json": [c for c in client.containers(all=True) if c["ImageID"] in {i["Id"] for i in images}],
+        "/containers/json": [c for c in client.containers(all=True) if c["ImageID"] in wanted],
     }
     for image in images:
         responses[f"/images/{image['Id']}/json"] = client.inspect_image(image["Id"])
@@ -29,7 +30,7 @@ def record(prefix: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    out, prefix = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
+    out, names = sys.argv[1], sys.argv[2:]
     with open(out, "w", encoding="utf-8") as handle:
-        json.dump(record(prefix), handle, indent=1, sort_keys=True)
+        json.dump(record(names), handle, indent=1)  # key order is document order: keep it
         handle.write("\n")

@@ -89,7 +89,7 @@ def test_legacy_image_with_every_layer_sized_is_exact() -> None:
     stack = map_history(history, diff_ids)
 
     assert stack.quality is MappingQuality.EXACT
-    assert stack.note == "mapping exact: every layer has a size"
+    assert stack.note == "exact: every layer has a size"
     assert stack.layer_count == 3
     assert _table(stack) == [
         (f"ADD {ROOTFS} in /", LAYER, diff_ids[0]),
@@ -138,7 +138,7 @@ def test_legacy_zero_size_workdir_and_rm_are_inferred_layers() -> None:
     stack = map_history(history, diff_ids)
 
     assert stack.quality is MappingQuality.INFERRED
-    assert stack.note == "mapping inferred: 2 empty layer(s) placed by their instruction"
+    assert stack.note == "inferred: 2 zero-size layer(s) placed by instruction"
     assert stack.layer_count == 7
     busybox_copy, hello_copy, data_copy = (history[-1], history[-7], history[-8])
     assert _table(stack) == [
@@ -295,7 +295,7 @@ def test_buildkit_zero_size_workdir_layer_is_placed_with_the_possible_tier() -> 
     stack = map_history(_buildkit(_WORKDIR, _COPY), diff_ids)
 
     assert stack.quality is MappingQuality.INFERRED
-    assert stack.note == "mapping inferred: 1 empty layer(s) placed by their instruction"
+    assert stack.note == "inferred: 1 zero-size layer(s) placed by instruction"
     assert _table(stack) == [
         (f"ADD {DEBIAN} in /", LAYER, diff_ids[0]),
         ('CMD ["bash"]', EMPTY, None),
@@ -341,7 +341,7 @@ def test_buildkit_more_candidates_than_missing_layers_is_ambiguous() -> None:
 
     assert stack.quality is MappingQuality.AMBIGUOUS
     assert "ambiguous" in stack.note
-    assert stack.note.startswith("mapping ambiguous: 5 layers, 4 sized entries and 2 zero-size entries")
+    assert stack.note.startswith("ambiguous: 5 layers, 4 sized entries, 2 zero-size entries")
     assert _table(stack) == [
         (f"ADD {DEBIAN} in /", LAYER, diff_ids[0]),
         ('CMD ["bash"]', EMPTY, None),

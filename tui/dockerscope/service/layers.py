@@ -42,6 +42,7 @@ _LEGACY_NOP = re.compile(r"^(?:\S+\s+){0,16}?#\(nop\)\s+")
 _BUILD_ARGS = re.compile(r"^\|(\d+)\s+")
 _BUILDKIT_SUFFIX = re.compile(r"\s+# buildkit$")
 _INSTRUCTION_WORD = re.compile(r"^([A-Z]+)(\s|$)")
+_CONTENT_HASH = re.compile(r"\b((?:file|dir|multi):[0-9a-f]{12})[0-9a-f]{52}\b")
 IMPORTED = "(imported)"
 
 
@@ -180,11 +181,11 @@ def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -
 def _note(quality: MappingQuality, evidence: Sequence[_Evidence], layer_count: int) -> str:
     sized = sum(e is _Evidence.SIZED for e in evidence)
     if quality is MappingQuality.EXACT:
-        return "mapping exact: every layer has a size"
+        return "exact: every layer has a size"
     if quality is MappingQuality.INFERRED:
-        return f"mapping inferred: {layer_count - sized} empty layer(s) placed by their instruction"
+        return f"inferred: {layer_count - sized} zero-size layer(s) placed by instruction"
     undecided = sum(e in (_Evidence.LIKELY, _Evidence.POSSIBLE) for e in evidence)
     return (
-        f"mapping ambiguous: {layer_count} layers, {sized} sized entries and {undecided} "
-        "zero-size entries that may or may not be layers; undecided layers are marked ?"
+        f"ambiguous: {layer_count} layers, {sized} sized entries, {undecided} zero-size "
+        "entries that may or may not be layers (marked ?)"
     )

@@ -30,7 +30,7 @@ class ConnectionScreen(Screen[None]):
         self.query_one("#connection-problem", Static).update(self._message())
 
     def _message(self) -> Text:
-        text = Text("Cannot reach the Docker daemon\n\n", style="bold red")
+        text = Text.assemble(("Cannot reach the Docker daemon", "bold red"), "\n\n")
         text.append("Host:    ")
         text.append_text(plain(self._error.host, style="bold"))
         text.append("\nProblem: ")

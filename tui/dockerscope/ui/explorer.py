@@ -31,16 +31,15 @@ class ExplorerScreen(Screen[None]):
         self._shown_image: ImageSummary | None = None
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="panes"):
-            with Vertical(id="images-pane", classes="pane"):
-                yield FilterInput(id="filter")
-                yield ImageList(id="images")
-            with Vertical(id="right"):
-                with Vertical(id="inspect-pane", classes="pane"):
-                    yield InspectTree(id="inspect")
-                with Vertical(id="layers-pane", classes="pane"):
-                    yield LayerTable(id="layers")
-                    yield Static(id="layer-summary")
+        with Vertical(id="images-pane", classes="pane"):
+            yield FilterInput(id="filter")
+            yield ImageList(id="images")
+        with Horizontal(id="details"):
+            with Vertical(id="inspect-pane", classes="pane"):
+                yield InspectTree(id="inspect")
+            with Vertical(id="layers-pane", classes="pane"):
+                yield LayerTable(id="layers")
+                yield Static(id="layer-summary")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -138,6 +137,6 @@ class ExplorerScreen(Screen[None]):
         if stack.total_size != image.size:
             line.append(f" (image size {human_size(image.size)})", style="yellow")
         style = {"exact": "dim", "inferred": "dim", "ambiguous": "yellow"}[stack.quality.value]
-        line.append(" · ")
+        line.append(" · mapping ")
         line.append_text(plain(stack.note, style=style))
         summary.update(line)

@@ -16,6 +16,9 @@ from dockerscope import clock
 from dockerscope.service import ImageSummary
 from dockerscope.ui.format import human_size, plain, relative_time
 
+MIN_TAGS_WIDTH = 16
+FIXED_COLUMNS = (("Id", "id", 12), ("Size", "size", 7), ("Created", "created", 14), ("Ctrs", "containers", 4))
+
 
 class SortOrder(enum.Enum):
     NAME = "name"
@@ -72,13 +75,31 @@ class ImageList(DataTable[Text]):
         self.filter_text = ""
         self.show_dangling = True
         self._shown: list[str] = []
+        self._tags_column_width = 0
 
     def on_mount(self) -> None:
-        self.add_column("Tags", key="tags")
-        self.add_column("Id", key="id")
-        self.add_column("Size", key="size")
-        self.add_column("Created", key="created")
-        self.add_column("Ctrs", key="containers")
+        self._add_columns()
+
+    def _tags_width(self) -> int:
+        """Tags take what the fixed-width columns leave, so sizes and times are never cut off."""
+        fixed = sum(width for _, _, width in FIXED_COLUMNS)
+        padding = 2 * self.cell_padding * (len(FIXED_COLUMNS) + 1)
+        return max(MIN_TAGS_WIDTH, self.scrollable_content_region.width - fixed - padding - 1)
+
+    def _add_columns(self) -> None:
+        self._tags_column_width = self._tags_width()
+        self.add_column("Tags", key="tags", width=self._tags_column_width)
+        for label, key, width in FIXED_COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    def on_resize(self) -> None:
+        if self._tags_width() == self._tags_column_width:
+            return
+        highlighted = self.highlighted_image
+        self.clear(columns=True)
+        self._add_columns()
+        self._shown = []
+        self._render_rows(keep=highlighted)
 
     @property
     def visible_images(self) -> list[ImageSummary]:
@@ -98,7 +119,7 @@ class ImageList(DataTable[Text]):
         self.filter_text = text
         self._render_rows()
 
-    def _render_rows(self) -> None:
+    def _render_rows(self, keep: ImageSummary | None = None) -> None:
         now = clock.utc_now()
         wanted = sorted(
             (
@@ -112,10 +133,10 @@ class ImageList(DataTable[Text]):
         rows = {image.id: self._cells(image, now) for image in wanted}
         if keys == self._shown:
             for key, cells in rows.items():
-                for column, cell in zip(("tags", "id", "size", "created", "containers"), cells, strict=True):
+                for column, cell in zip(("tags", *(key for _, key, _ in FIXED_COLUMNS)), cells, strict=True):
                     self.update_cell(key, column, cell)
             return
-        previous = self.highlighted_image
+        previous = keep or self.highlighted_image
         previous_row = self.cursor_row
         self.clear()
         self._shown = keys

@@ -22,6 +22,9 @@ class LayerTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row")
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         self.add_column("#", key="number")
         self.add_column("Size", key="size")
         self.add_column("Created", key="created")
@@ -29,7 +32,9 @@ class LayerTable(DataTable[Text]):
         self.add_column("Instruction", key="instruction")
 
     def show_stack(self, stack: LayerStack | None) -> None:
-        self.clear()
+        # Columns are rebuilt too: their widths must fit the new image's rows, not the last one's.
+        self.clear(columns=True)
+        self._add_columns()
         if stack is None:
             return
         for row in stack.rows:

@@ -11,29 +11,28 @@ from dockerscope.ui.format import plain
 
 class StatusBar(Static):
     def show_connecting(self, host: str) -> None:
-        line = plain(host)
-        line.append(" · connecting…", style="yellow")
+        line = Text.assemble(("● connecting", "yellow"))
+        line.append(" · ")
+        line.append_text(plain(host))
         self.update(line)
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         daemon = snapshot.daemon
-        line = plain(daemon.host)
+        line = Text.assemble(("● connected", "green"))
         line.append(" · ")
-        line.append_text(plain(f"Docker {daemon.engine_version} · API {daemon.api_version}"))
+        line.append_text(plain(daemon.host))
+        line.append_text(plain(f" · Docker {daemon.engine_version} (API {daemon.api_version})"))
         line.append(
             f" · {len(snapshot.images)} images · {snapshot.container_count} containers"
-            f" ({snapshot.running_count} running)"
-            f" · refreshed {snapshot.taken_at.astimezone():%H:%M:%S} · "
+            f" ({snapshot.running_count} running) · refreshed {snapshot.taken_at.astimezone():%H:%M:%S}"
         )
-        line.append("● connected", style="green")
         self.update(line)
 
     def show_problem(self, error: DockerServiceError) -> None:
-        line = plain(error.host)
+        line = Text.assemble(("● disconnected", "red"))
         line.append(" · ")
-        line.append_text(plain(error.reason, style="red"))
+        line.append_text(plain(error.host))
+        line.append(" · ")
+        line.append_text(plain(error.reason))
         line.append(" · retrying…", style="yellow")
         self.update(line)
-
-    def show_notice(self, notice: str) -> None:
-        self.update(Text(notice, style="yellow"))

@@ -1,0 +1,94 @@
+"""Reviewed SVG snapshots of the app, on answers recorded from the private daemon's fixture images
+and a frozen clock, so they do not change from run to run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from apphelpers import image_list, inspect_tree, layer_table, wait_until
+from dockerscope import clock
+from dockerscope.service import Connection, DockerService
+from dockerscope.ui import DockerscopeApp, create_app
+from dockerscope.ui.connection_screen import ConnectionScreen
+from recorded_daemon import RecordedDaemon, load_recording
+
+TERMINAL = (140, 40)
+FROZEN_NOW = datetime(2026, 11, 29, 0, 30, 0, tzinfo=timezone.utc)
+SHOWN_HOST = "unix:///var/run/docker.sock"
+
+SnapCompare = Callable[..., bool]
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "utc_now", lambda: FROZEN_NOW)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+@pytest.fixture
+def recorded_app(short_tmp: Path) -> Iterator[DockerscopeApp]:
+    with RecordedDaemon(short_tmp / "recorded.sock", load_recording("recorded-fixtures.json")) as daemon:
+        service = DockerService(Connection(host=SHOWN_HOST, source="test", client_kwargs={"base_url": daemon.url}))
+        yield create_app(service, interval=3600)
+
+
+async def _loaded(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, DockerscopeApp)
+    await wait_until(pilot, lambda: image_list(app).row_count > 0 and layer_table(app).row_count > 0)
+    await pilot.pause()
+
+
+def _then(*steps: Callable[[Pilot[Any]], Awaitable[None]]) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run(pilot: Pilot[Any]) -> None:
+        for step in steps:
+            await step(pilot)
+
+    return run
+
+
+def test_explorer_shows_images_inspect_and_layers(snap_compare: SnapCompare, recorded_app: DockerscopeApp) -> None:
+    assert snap_compare(recorded_app, terminal_size=TERMINAL, run_before=_loaded)
+
+
+def test_inspect_tree_with_config_expanded(snap_compare: SnapCompare, recorded_app: DockerscopeApp) -> None:
+    async def open_config(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, DockerscopeApp)
+        tree = inspect_tree(app)
+        await pilot.press("2")
+        config = next(node for node in tree.root.children if node.label.plain.startswith("Config "))
+        while tree.cursor_node is not config:
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(config.children) > 0)
+        await pilot.pause()
+
+    assert snap_compare(recorded_app, terminal_size=TERMINAL, run_before=_then(_loaded, open_config))
+
+
+def test_help_screen(snap_compare: SnapCompare, recorded_app: DockerscopeApp) -> None:
+    async def open_help(pilot: Pilot[Any]) -> None:
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(recorded_app, terminal_size=TERMINAL, run_before=_then(_loaded, open_help))
+
+
+def test_connection_problem_screen(snap_compare: SnapCompare) -> None:
+    host = "unix:///nonexistent/docker.sock"
+    app = create_app(DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host})), 3600)
+
+    async def failed(pilot: Pilot[Any]) -> None:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConnectionScreen))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=TERMINAL, run_before=failed)
