@@ -63,8 +63,11 @@ async def proxy(docker_host: str, short_tmp: Path) -> AsyncIterator[SocketProxy]
     yield socket_proxy
 
 
-def _problem_text(screen: ConnectionScreen) -> str:
-    return screen.query_one("#connection-problem", Static).render().plain
+def _problem_text(screen: object) -> str:
+    """The connection screen's message, or "" while another screen shows or it is not composed."""
+    if not isinstance(screen, ConnectionScreen):
+        return ""
+    return "".join(problem.render().plain for problem in screen.query("#connection-problem").results(Static))
 
 
 async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_appears(
@@ -74,7 +77,7 @@ async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_ap
     service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
     app = create_app(service, interval=0.3)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
         text = _problem_text(app.screen)
         assert "Cannot reach the Docker daemon" in text
         assert host in text
@@ -88,7 +91,7 @@ async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_ap
         assert "connected" in status
 
         await proxy.stop()
-        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
         assert "the socket does not exist" in _problem_text(app.screen)
         await proxy.start()
         await wait_until(pilot, lambda: app.screen is app.explorer)
@@ -100,7 +103,7 @@ async def test_q_quits_from_the_connection_screen() -> None:
     service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
     app = create_app(service, interval=0.3)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
         assert "connection refused" in _problem_text(app.screen)
         await pilot.press("q")
         await pilot.pause()

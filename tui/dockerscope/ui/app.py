@@ -94,7 +94,7 @@ class DockerscopeApp(App[None]):
 
     def action_focus_pane(self, pane: str) -> None:
         if self.screen is self.explorer:
-            self.explorer.query_one(f"#{pane}").focus()
+            self.explorer.focus_pane(pane)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -103,7 +103,7 @@ class DockerscopeApp(App[None]):
             HelpScreen(
                 [
                     ("anywhere", self.BINDINGS),
-                    ("images", ImageList.BINDINGS),
+                    ("images", [*ExplorerScreen.BINDINGS, *ImageList.BINDINGS]),
                     ("filter", FilterInput.BINDINGS),
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),

@@ -27,7 +27,9 @@ class ConnectionScreen(Screen[None]):
     def show_error(self, error: DockerServiceError) -> None:
         self._error = error
         self._attempts += 1
-        self.query_one("#connection-problem", Static).update(self._message())
+        # query, not query_one: a failure can arrive before the screen has composed its widgets.
+        for problem in self.query("#connection-problem").results(Static):
+            problem.update(self._message())
 
     def _message(self) -> Text:
         text = Text.assemble(("Cannot reach the Docker daemon", "bold red"), "\n\n")

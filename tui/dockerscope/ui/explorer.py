@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -25,6 +27,10 @@ DETAIL_DEBOUNCE_SECONDS = 0.06
 
 
 class ExplorerScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="images.filter"),
+    ]
+
     def __init__(self, service: DockerService) -> None:
         super().__init__()
         self._service = service
@@ -32,7 +38,7 @@ class ExplorerScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="images-pane", classes="pane"):
-            yield FilterInput(id="filter")
+            yield FilterInput(returns_focus_to="#images", id="filter")
             yield ImageList(id="images")
         with Horizontal(id="details"):
             with Vertical(id="inspect-pane", classes="pane"):
@@ -42,6 +48,9 @@ class ExplorerScreen(Screen[None]):
                 yield Static(id="layer-summary")
         yield StatusBar(id="status")
         yield Footer()
+
+    def focus_pane(self, pane_id: str) -> None:
+        self.set_focus(self.query_one(f"#{pane_id}"))
 
     def on_mount(self) -> None:
         self.query_one("#images-pane").border_title = "1 Images"
@@ -73,20 +82,17 @@ class ExplorerScreen(Screen[None]):
     def _view_changed(self) -> None:
         self._update_images_title()
 
-    @on(ImageList.FilterRequested)
-    def _open_filter(self) -> None:
+    def action_filter(self) -> None:
+        # set_focus, not focus(): focus() waits for the message queue, and keys typed (or pasted)
+        # right after `/` would reach the list instead of the filter.
         field = self.query_one(FilterInput)
         field.display = True
-        field.focus()
+        self.set_focus(field)
 
     @on(FilterInput.Changed)
     def _filter_changed(self, event: FilterInput.Changed) -> None:
         self.query_one(ImageList).set_filter(event.value)
         self._update_images_title()
-
-    @on(FilterInput.Done)
-    def _filter_done(self) -> None:
-        self.query_one(ImageList).focus()
 
     @on(ImageList.ImageHighlighted)
     def _image_highlighted(self, event: ImageList.ImageHighlighted) -> None:

@@ -5,28 +5,30 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.widgets import Input
 
 
 class FilterInput(Input):
-    """Typing filters live; Enter keeps the filter and returns to the list; Escape clears it."""
+    """Typing filters live; Enter keeps the filter and returns to the list; Escape clears it.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear_filter", "Clear filter", id="filter.clear")]
+    Focus moves back with `Screen.set_focus`, at once: keys typed or pasted right after Enter
+    must reach the list, not this input."""
 
-    class Done(Message):
-        """The user left the filter (the list should take focus again)."""
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "keep_filter", "Keep filter", id="filter.keep"),
+        Binding("escape", "clear_filter", "Clear filter", id="filter.clear"),
+    ]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, returns_focus_to: str, id: str | None = None) -> None:
         super().__init__(placeholder="filter tags and ids…", id=id)
+        self._returns_focus_to = returns_focus_to
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def action_keep_filter(self) -> None:
         if not self.value:
             self.display = False
-        self.post_message(self.Done())
+        self.screen.set_focus(self.screen.query_one(self._returns_focus_to))
 
     def action_clear_filter(self) -> None:
         self.value = ""
         self.display = False
-        self.post_message(self.Done())
+        self.screen.set_focus(self.screen.query_one(self._returns_focus_to))

@@ -29,3 +29,8 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
         return "unknown"
     current = now or clock.utc_now()
     return humanize.naturaltime(current - moment)
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 image`, `2 images`."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -51,7 +51,6 @@ class ImageList(DataTable[Text]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "cycle_sort", "Sort", id="images.sort"),
-        Binding("slash", "filter", "Filter", id="images.filter"),
         Binding("d", "toggle_dangling", "Dangling", id="images.dangling"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
@@ -61,9 +60,6 @@ class ImageList(DataTable[Text]):
         def __init__(self, image: ImageSummary | None) -> None:
             super().__init__()
             self.image = image
-
-    class FilterRequested(Message):
-        pass
 
     class ViewChanged(Message):
         """Sort, filter or dangling toggle changed what is listed."""
@@ -171,6 +167,3 @@ class ImageList(DataTable[Text]):
     def action_toggle_dangling(self) -> None:
         self.show_dangling = not self.show_dangling
         self._render_rows()
-
-    def action_filter(self) -> None:
-        self.post_message(self.FilterRequested())

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from dockerscope.service import DockerServiceError, Snapshot
-from dockerscope.ui.format import plain
+from dockerscope.ui.format import counted, plain
 
 
 class StatusBar(Static):
@@ -23,7 +23,7 @@ class StatusBar(Static):
         line.append_text(plain(daemon.host))
         line.append_text(plain(f" · Docker {daemon.engine_version} (API {daemon.api_version})"))
         line.append(
-            f" · {len(snapshot.images)} images · {snapshot.container_count} containers"
+            f" · {counted(len(snapshot.images), 'image')} · {counted(snapshot.container_count, 'container')}"
             f" ({snapshot.running_count} running) · refreshed {snapshot.taken_at.astimezone():%H:%M:%S}"
         )
         self.update(line)

@@ -1,0 +1,117 @@
+"""dockerscope in a real terminal (tmux): what reaches the terminal is what the user sees."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from conftest import APP_IMAGE
+
+
+class Terminal:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.server = f"dockerscope-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout
+
+    def start(self, command: str, env: dict[str, str]) -> None:
+        exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+        script = f"env -u COLUMNS -u LINES {exports} {command}; echo DOCKERSCOPE-EXIT=$?; sleep 60"
+        self.tmux("new-session", "-d", "-x", "140", "-y", "40", "-s", self.name, script)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def title(self) -> str:
+        return self.tmux("display-message", "-p", "-t", self.name, "#{pane_title}").strip()
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{what} not on screen after {timeout}s:\n{self.screen()}")
+
+    def toggle_until(self, key: str, check: Callable[[str], bool], what: str) -> None:
+        """Press `key` until `check` holds. Right after start-up a terminal may still be answering
+        the app's capability queries, and keys sent then can be swallowed: this is the handshake
+        that tells the app is reading keys."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            self.keys(key)
+            try:
+                self.wait_for(check, what, timeout=1)
+                return
+            except AssertionError:
+                continue
+        raise AssertionError(f"{what}: the app never reacted to {key!r}:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is missing: scripts/test.sh installs it")
+    session = Terminal("ds")
+    yield session
+    session.close()
+
+
+def _command() -> str:
+    return f"{shlex.quote(sys.executable)} -m dockerscope"
+
+
+def test_escape_sequences_in_labels_never_reach_the_terminal(terminal: Terminal, docker_host: str) -> None:
+    terminal.start(_command(), {"DOCKER_HOST": docker_host, "TERM": "xterm-256color"})
+    terminal.wait_for(lambda s: "dockerscope-test/base:1" in s, "the image list")
+    terminal.toggle_until("d", lambda s: "dangling hidden" in s, "dangling images hidden")
+    terminal.toggle_until("d", lambda s: "dangling hidden" not in s, "dangling images shown")
+    title_before = terminal.title()
+    terminal.keys("/")
+    terminal.keys("-l", APP_IMAGE)
+    terminal.keys("Enter")
+    terminal.wait_for(lambda s: "1 shown · sort: name · filtered" in s, "the filtered list")
+    terminal.keys("3", *["Down"] * 16)
+    screen = terminal.wait_for(lambda s: "LABEL hostile.escape" in s, "the hostile label's layer row")
+    assert r"before\x1b[2J\x1b]" in screen
+    assert "[bold red]alarm" in screen
+    assert "dockerscope-test/app:1" in screen  # the screen was not cleared
+    assert terminal.title() == title_before != "pwned"
+    terminal.keys("q")
+    screen = terminal.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=5)
+    assert "DOCKERSCOPE-EXIT=0" in screen
+    assert "Traceback" not in screen
+
+
+def test_no_daemon_is_explained_and_q_quits_cleanly(terminal: Terminal) -> None:
+    terminal.start(f"{_command()} --host unix:///nonexistent/docker.sock", {"TERM": "xterm-256color"})
+    screen = terminal.wait_for(lambda s: "Cannot reach the Docker daemon" in s, "the connection screen")
+    assert "unix:///nonexistent/docker.sock" in screen
+    assert "the socket does not exist" in screen
+    terminal.toggle_until("?", lambda s: "dockerscope keys" in s, "the help screen")
+    terminal.toggle_until("Escape", lambda s: "dockerscope keys" not in s, "the help screen closed")
+    started = time.monotonic()
+    terminal.keys("q")
+    screen = terminal.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=5)
+    assert time.monotonic() - started < 3
+    assert "DOCKERSCOPE-EXIT=0" in screen
+    assert "Traceback" not in screen
