@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +118,44 @@ def test_no_daemon_is_explained_and_q_quits_cleanly(terminal: Terminal) -> None:
     assert time.monotonic() - started < 3
     assert "DOCKERSCOPE-EXIT=0" in screen
     assert "Traceback" not in screen
+
+
+@pytest.fixture
+def silent_daemon(short_tmp: Path) -> Iterator[str]:
+    """A socket that accepts connections and never answers: a hung daemon."""
+    path = short_tmp / "silent.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"unix://{path}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_q_quits_at_once_while_a_request_hangs(terminal: Terminal, silent_daemon: str) -> None:
+    terminal.start(f"{_command()} --host {silent_daemon}", {"TERM": "xterm-256color"})
+    terminal.wait_for(lambda s: "connecting" in s, "the explorer waiting for the daemon")
+    terminal.toggle_until("?", lambda s: "dockerscope keys" in s, "the help screen")
+    terminal.toggle_until("Escape", lambda s: "dockerscope keys" not in s, "the help screen closed")
+    started = time.monotonic()
+    terminal.keys("q")
+    screen = terminal.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=8)
+    # The hung request has a 10 s timeout; quitting must not wait for it.
+    assert time.monotonic() - started < 3
+    assert "DOCKERSCOPE-EXIT=0" in screen

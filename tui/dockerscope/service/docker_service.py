@@ -7,7 +7,6 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from dockerscope.service.errors import (
 )
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import DaemonInfo, ImageDetail, ImageSummary, Snapshot
+from dockerscope.service.threads import DaemonThreadPool
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class DockerService:
     def __init__(self, connection: Connection, timeout: float = 10.0) -> None:
         self.connection = connection
         self.timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dockerscope")
+        self._pool = DaemonThreadPool(workers=4, name="dockerscope")
         self._local = threading.local()
         self._clients: list[docker.APIClient] = []
         self._clients_lock = threading.Lock()
@@ -120,9 +120,8 @@ class DockerService:
         def job() -> T:
             return call(self._client())
 
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, job)
+            return await asyncio.wrap_future(self._pool.submit(job))
         except (DockerException, requests.RequestException, OSError) as exc:
             error = self._translate(exc)
             if isinstance(error, DaemonUnreachable | DaemonPermissionDenied):
@@ -186,7 +185,7 @@ class DockerService:
         return detail
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self._forget_clients()
 
 
