@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the fixture images the tests and screenshots use, on the daemon DOCKER_HOST names.
-# Nothing is pulled: every image starts FROM scratch with the static busybox, and every build
-# runs with --network none.
+# Build the fixture images and containers the tests and screenshots use, on the daemon DOCKER_HOST
+# names. Nothing is pulled: every image starts FROM scratch with the static busybox, and every build
+# and container runs with --network none. Re-running replaces the fixture containers.
 set -euo pipefail
 
 busybox=${BUSYBOX:-/bin/busybox}
@@ -89,4 +89,42 @@ mkdir -p "$work/rootfs/etc"
 printf 'imported\n' > "$work/rootfs/etc/imported.txt"
 tar -C "$work/rootfs" -cf - . | docker import - dockerscope-test/imported:1 >/dev/null
 
+# A chain of images built on each other, for base image detection: chain-c's base is chain-b,
+# chain-b's is chain-a, chain-a's is the base image.
+parent=dockerscope-test/base:1
+for link in a b c; do
+    mkdir -p "$work/chain-$link"
+    cat > "$work/chain-$link/Dockerfile" <<DOCKERFILE
+FROM $parent
+RUN echo $link > /chain-$link.txt
+DOCKERFILE
+    build "dockerscope-test/chain-$link:1" "$work/chain-$link"
+    parent=dockerscope-test/chain-$link:1
+done
+
+# Containers in every state, and one whose writable layer added, changed and deleted files.
+containers=(dockerscope-test-running dockerscope-test-paused dockerscope-test-exited dockerscope-test-created
+    dockerscope-test-changes)
+docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
+run() { # run NAME [docker run args...]: start a container off the network, detached
+    local name=$1; shift
+    docker run -d --network none --name "$name" "$@" >/dev/null
+}
+exited() { # exited NAME CODE: wait for the container to end and check its exit code
+    local code
+    code=$(docker wait "$1")
+    [ "$code" = "$2" ] || { echo "build-fixtures: $1 exited with $code, not $2" >&2; docker logs "$1" >&2; exit 1; }
+}
+run dockerscope-test-running dockerscope-test/tool:1 sleep 100000
+run dockerscope-test-paused dockerscope-test/tool:1 sleep 100000
+docker pause dockerscope-test-paused >/dev/null
+run dockerscope-test-exited dockerscope-test/tool:1 sh -c 'exit 3'
+exited dockerscope-test-exited 3
+docker create --network none --name dockerscope-test-created dockerscope-test/tool:1 >/dev/null
+# The app image runs as user 1000 with an `sh -c` entrypoint: run as root with a plain shell.
+run dockerscope-test-changes --user 0 --entrypoint /bin/sh dockerscope-test/app:1 \
+    -c 'echo new > /app/new.txt; echo more >> /app/hello.txt; rm /app/data.bin; mkdir /app/newdir'
+exited dockerscope-test-changes 0
+
 docker images
+docker ps -a --filter name=dockerscope-test-

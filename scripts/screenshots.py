@@ -38,8 +38,8 @@ async def settle(pilot: Pilot[None], ready: Callable[[], bool], timeout: float =
 
 async def show_app_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
     images = app.explorer.query_one(ImageList)
-    await settle(pilot, lambda: APP_IMAGE in [image.name for image in images.visible_images])
-    target = [image.name for image in images.visible_images].index(APP_IMAGE)
+    await settle(pilot, lambda: APP_IMAGE in [image.name for image in images.visible_items])
+    target = [image.name for image in images.visible_items].index(APP_IMAGE)
     while images.cursor_row != target:
         await pilot.press("down" if images.cursor_row < target else "up")
     tree = app.explorer.query_one(InspectTree)

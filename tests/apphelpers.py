@@ -9,6 +9,7 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from dockerscope.ui import DockerscopeApp
+from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_table import LayerTable
@@ -38,7 +39,7 @@ def layer_table(app: DockerscopeApp) -> LayerTable:
 
 
 def shown_names(app: DockerscopeApp) -> list[str]:
-    return [image.name for image in image_list(app).visible_images]
+    return [image.name for image in image_list(app).visible_items]
 
 
 def tree_title(app: DockerscopeApp) -> str:
@@ -54,4 +55,23 @@ async def highlight_image(pilot: Pilot[None], app: DockerscopeApp, name: str) ->
     target = shown_names(app).index(name)
     while images.cursor_row != target:
         await pilot.press("down" if images.cursor_row < target else "up")
+    await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0)
+
+
+def container_list(app: DockerscopeApp) -> ContainerList:
+    return app.explorer.query_one(ContainerList)
+
+
+def shown_containers(app: DockerscopeApp) -> list[str]:
+    return [container.name for container in container_list(app).visible_items]
+
+
+async def highlight_container(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
+    """Focus the containers pane, move its cursor onto `name` and wait for the details."""
+    await wait_until(pilot, lambda: name in shown_containers(app))
+    containers = container_list(app)
+    await pilot.press("4")
+    target = shown_containers(app).index(name)
+    while containers.cursor_row != target:
+        await pilot.press("down" if containers.cursor_row < target else "up")
     await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0)

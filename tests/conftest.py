@@ -18,6 +18,27 @@ TOOL_IMAGE = "dockerscope-test/tool:1"
 IMPORTED_IMAGE = "dockerscope-test/imported:1"
 REBUILT_IMAGE = "dockerscope-test/rebuilt:1"
 HUGE_IMAGE = "dockerscope-test/huge:1"
+CHAIN_A_IMAGE = "dockerscope-test/chain-a:1"
+CHAIN_B_IMAGE = "dockerscope-test/chain-b:1"
+CHAIN_C_IMAGE = "dockerscope-test/chain-c:1"
+FIXTURE_IMAGES = (
+    APP_IMAGE,
+    BASE_IMAGE,
+    TOOL_IMAGE,
+    IMPORTED_IMAGE,
+    REBUILT_IMAGE,
+    HUGE_IMAGE,
+    CHAIN_A_IMAGE,
+    CHAIN_B_IMAGE,
+    CHAIN_C_IMAGE,
+)
+
+RUNNING_CONTAINER = "dockerscope-test-running"
+PAUSED_CONTAINER = "dockerscope-test-paused"
+EXITED_CONTAINER = "dockerscope-test-exited"  # exited with code 3
+CREATED_CONTAINER = "dockerscope-test-created"
+CHANGES_CONTAINER = "dockerscope-test-changes"  # from the app image: added, changed and deleted files
+FIXTURE_CONTAINERS = (RUNNING_CONTAINER, PAUSED_CONTAINER, EXITED_CONTAINER, CREATED_CONTAINER, CHANGES_CONTAINER)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +56,16 @@ def docker_host() -> str:
 @pytest.fixture(scope="session")
 def api(docker_host: str) -> Iterator[docker.APIClient]:
     client = docker.APIClient(base_url=docker_host, version="auto", timeout=60)
-    for image in (APP_IMAGE, BASE_IMAGE, TOOL_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, HUGE_IMAGE):
+    for image in FIXTURE_IMAGES:
         try:
             client.inspect_image(image)
         except docker.errors.ImageNotFound:
             pytest.fail(f"fixture image {image} is missing: scripts/build-fixtures.sh builds it")
+    for container in FIXTURE_CONTAINERS:
+        try:
+            client.inspect_container(container)
+        except docker.errors.NotFound:
+            pytest.fail(f"fixture container {container} is missing: scripts/build-fixtures.sh creates it")
     yield client
     client.close()
 

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 
 from apphelpers import (
     SIZE,
+    container_list,
     highlight_image,
     image_list,
     inspect_tree,
@@ -37,7 +38,7 @@ async def test_image_list_shows_every_image_with_tags_size_and_status(
         await wait_until(pilot, lambda: image_list(app).row_count > 0)
         table = image_list(app)
         expected = {i["Id"] for i in api.images()}
-        assert {image.id for image in table.visible_images} == expected
+        assert {image.id for image in table.visible_items} == expected
         app_id = api.inspect_image(APP_IMAGE)["Id"]
         row = [cell.plain for cell in table.get_row(app_id)]
         assert row[0] == "dockerscope-test/app:1, dockerscope-test/app:latest"
@@ -53,18 +54,18 @@ async def test_image_list_shows_every_image_with_tags_size_and_status(
 async def test_s_cycles_the_sort_order(app: DockerscopeApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: image_list(app).row_count > 0)
-        images = image_list(app).visible_images
+        images = image_list(app).visible_items
         tagged = [i.name for i in images if not i.dangling]
         assert tagged == sorted(tagged)
         await pilot.press("s")
-        sizes = [i.size for i in image_list(app).visible_images]
+        sizes = [i.size for i in image_list(app).visible_items]
         assert sizes == sorted(sizes, reverse=True)
         await pilot.press("s")
-        created = [i.created for i in image_list(app).visible_images]
+        created = [i.created for i in image_list(app).visible_items]
         assert created == sorted(created, reverse=True)
         assert "sort: created" in str(app.explorer.query_one("#images-pane").border_subtitle)
         await pilot.press("s")
-        assert [i.name for i in image_list(app).visible_images] == [i.name for i in images]
+        assert [i.name for i in image_list(app).visible_items] == [i.name for i in images]
 
 
 async def test_slash_filters_live_enter_keeps_escape_clears(app: DockerscopeApp) -> None:
@@ -109,22 +110,24 @@ async def test_highlighting_an_image_shows_its_inspect_tree_and_layers(
         assert top_level == list(api.inspect_image(APP_IMAGE))
         table = layer_table(app)
         history = api.history(APP_IMAGE)
-        assert table.row_count == len(history)
         rows = [[cell.plain for cell in table.get_row_at(index)] for index in range(table.row_count)]
+        rows = [row for row in rows if row[0] != "──"]  # the base image boundary
+        assert len(rows) == len(history)
         assert rows[0][0] == "1"
-        assert rows[0][4].startswith("COPY file:")
-        workdir = next(row for row in rows if row[4] == "WORKDIR /app")
-        env = next(row for row in rows if row[4].startswith("ENV APP_HOME"))
+        assert rows[0][5].startswith("COPY file:")
+        workdir = next(row for row in rows if row[5] == "WORKDIR /app")
+        env = next(row for row in rows if row[5].startswith("ENV APP_HOME"))
         assert re.fullmatch("[0-9a-f]{12}", workdir[3])
         assert env[3] == "—"
-        assert table.get_row_at(rows.index(env))[4].style == "dim"
+        assert table.get_row(env[0])[5].style == "dim"
         summary = app.explorer.query_one("#layer-summary", Static).render().plain
         assert summary.startswith("7 layers · 2.29MB")
         assert "inferred" in summary
 
         await pilot.press("down")
         await wait_until(pilot, lambda: tree_title(app) != APP_IMAGE)
-        assert layer_table(app).row_count == len(api.history(image_list(app).highlighted_image.id))
+        shown = [layer_table(app).get_row_at(i)[0].plain for i in range(layer_table(app).row_count)]
+        assert len([n for n in shown if n != "──"]) == len(api.history(image_list(app).highlighted_item.id))
 
 
 async def test_inspect_tree_keys_toggle_expand_and_collapse(app: DockerscopeApp, api: docker.APIClient) -> None:
@@ -167,11 +170,15 @@ async def test_number_keys_and_tab_move_between_panes(app: DockerscopeApp) -> No
         assert app.focused is inspect_tree(app)
         await pilot.press("1")
         assert app.focused is image_list(app)
+        await pilot.press("4")
+        assert app.focused is container_list(app)
+        await pilot.press("1", "tab")
+        assert app.focused is container_list(app)
         await pilot.press("tab")
         assert app.focused is inspect_tree(app)
         await pilot.press("tab")
         assert app.focused is layer_table(app)
-        await pilot.press("shift+tab", "shift+tab")
+        await pilot.press("shift+tab", "shift+tab", "shift+tab")
         assert app.focused is image_list(app)
 
 
@@ -184,7 +191,7 @@ async def test_r_refreshes_at_once(app: DockerscopeApp, api: docker.APIClient) -
             await pilot.press("r")
             await wait_until(
                 pilot,
-                lambda: any("dockerscope-test/refresh:now" in i.tags for i in image_list(app).visible_images),
+                lambda: any("dockerscope-test/refresh:now" in i.tags for i in image_list(app).visible_items),
                 3,
             )
         finally:

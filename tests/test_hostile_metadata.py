@@ -106,7 +106,7 @@ async def test_an_image_deleted_while_shown_moves_the_cursor_to_its_neighbour(
         api.remove_image(doomed_image, force=True)
         await pilot.press("r")
         await wait_until(pilot, lambda: "dockerscope-test/doomed:1" not in shown_names(app))
-        neighbour = image_list(app).highlighted_image
+        neighbour = image_list(app).highlighted_item
         assert neighbour is not None
         assert image_list(app).cursor_row == min(row, image_list(app).row_count - 1)
         await wait_until(pilot, lambda: tree_title(app) == neighbour.name)

@@ -10,12 +10,13 @@ import multiprocessing
 import os
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from conftest import APP_IMAGE, BASE_IMAGE, HUGE_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, TOOL_IMAGE
+from conftest import APP_IMAGE, BASE_IMAGE, FIXTURE_IMAGES, HUGE_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, TOOL_IMAGE
 from dockerscope.service import (
     Connection,
     DaemonPermissionDenied,
@@ -25,6 +26,7 @@ from dockerscope.service import (
     MappingQuality,
     ObjectNotFound,
 )
+from dockerscope.service.sharing import chain_ids
 
 
 def _summary(snapshot: Any, image_id: str) -> Any:
@@ -127,8 +129,30 @@ async def test_layer_mapping_matches_the_saved_image_config(
     truth = [not entry.get("empty_layer", False) for entry in config["history"]]
     assert [row.kind is LayerKind.LAYER for row in detail.layers.rows] == truth
     assert [row.diff_id for row in detail.layers.rows if row.diff_id] == config["rootfs"]["diff_ids"]
+    assert [row.chain_id for row in detail.layers.rows if row.chain_id] == list(chain_ids(config["rootfs"]["diff_ids"]))
     assert detail.layers.total_size == detail.inspect["Size"] == summary.size
     assert detail.layers.quality is not MappingQuality.AMBIGUOUS
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the daemon's layer database is readable by root only")
+async def test_chain_ids_are_the_keys_of_the_daemons_layer_database(
+    service: DockerService, api: docker.APIClient
+) -> None:
+    """dockerd stores each layer under its chain id, with the layer's diff id and its parent's chain id."""
+    info = api.info()
+    layerdb = Path(info["DockerRootDir"]) / "image" / info["Driver"] / "layerdb" / "sha256"
+    stored = {path.name for path in layerdb.iterdir()}
+    snapshot = await service.snapshot()
+    for name in FIXTURE_IMAGES:
+        detail = await service.image_detail(_summary(snapshot, api.inspect_image(name)["Id"]))
+        rows = [row for row in detail.layers.rows if row.chain_id]
+        assert len(rows) == len(detail.inspect["RootFS"]["Layers"]), name
+        for index, row in enumerate(rows):
+            key = str(row.chain_id).removeprefix("sha256:")
+            assert key in stored, name
+            assert (layerdb / key / "diff").read_text() == row.diff_id
+            parent = layerdb / key / "parent"
+            assert parent.read_text() == rows[index - 1].chain_id if index else not parent.exists()
 
 
 async def test_app_image_needs_the_instruction_rules(service: DockerService, api: docker.APIClient) -> None:

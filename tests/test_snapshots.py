@@ -20,7 +20,7 @@ from dockerscope.ui.connection_screen import ConnectionScreen
 from recorded_daemon import RecordedDaemon, load_recording
 
 TERMINAL = (140, 40)
-FROZEN_NOW = datetime(2026, 11, 29, 0, 30, 0, tzinfo=timezone.utc)
+FROZEN_NOW = datetime(2026, 11, 29, 3, 0, 0, tzinfo=timezone.utc)
 SHOWN_HOST = "unix:///var/run/docker.sock"
 
 SnapCompare = Callable[..., bool]

@@ -32,7 +32,7 @@ class Terminal:
     def start(self, command: str, env: dict[str, str]) -> None:
         exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         script = f"env -u COLUMNS -u LINES {exports} {command}; echo DOCKERSCOPE-EXIT=$?; sleep 60"
-        self.tmux("new-session", "-d", "-x", "140", "-y", "40", "-s", self.name, script)
+        self.tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", self.name, script)
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.name)
@@ -89,13 +89,13 @@ def test_escape_sequences_in_labels_never_reach_the_terminal(terminal: Terminal,
     terminal.toggle_until("d", lambda s: "dangling hidden" in s, "dangling images hidden")
     terminal.toggle_until("d", lambda s: "dangling hidden" not in s, "dangling images shown")
     title_before = terminal.title()
-    terminal.keys("/")
+    terminal.toggle_until("/", lambda s: "filter tags and ids" in s, "the filter field")
     terminal.keys("-l", APP_IMAGE)
     terminal.keys("Enter")
     terminal.wait_for(lambda s: "1 shown · sort: name · filtered" in s, "the filtered list")
     terminal.keys("3", *["Down"] * 16)
     screen = terminal.wait_for(lambda s: "LABEL hostile.escape" in s, "the hostile label's layer row")
-    assert r"before\x1b[2J\x1b]" in screen
+    assert r"before\x1b[2J\x1b]0;pwned\x07after" in screen
     assert "[bold red]alarm" in screen
     assert "dockerscope-test/app:1" in screen  # the screen was not cleared
     assert terminal.title() == title_before != "pwned"

@@ -10,7 +10,13 @@ from dockerscope.service.errors import (
 )
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
+    BaseImage,
+    Change,
+    ChangeKind,
+    ContainerDetail,
+    ContainerSummary,
     DaemonInfo,
+    ImageContext,
     ImageDetail,
     ImageSummary,
     LayerKind,
@@ -18,15 +24,23 @@ from dockerscope.service.models import (
     LayerStack,
     MappingQuality,
     Snapshot,
+    WritableLayer,
 )
+from dockerscope.service.sharing import chain_ids
 
 __all__ = [
+    "BaseImage",
+    "Change",
+    "ChangeKind",
     "Connection",
+    "ContainerDetail",
+    "ContainerSummary",
     "DaemonInfo",
     "DaemonPermissionDenied",
     "DaemonUnreachable",
     "DockerService",
     "DockerServiceError",
+    "ImageContext",
     "ImageDetail",
     "ImageSummary",
     "LayerKind",
@@ -35,6 +49,8 @@ __all__ = [
     "MappingQuality",
     "ObjectNotFound",
     "Snapshot",
+    "WritableLayer",
+    "chain_ids",
     "map_history",
     "resolve_connection",
 ]

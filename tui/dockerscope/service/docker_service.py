@@ -23,12 +23,37 @@ from dockerscope.service.errors import (
     ObjectNotFound,
 )
 from dockerscope.service.layers import map_history
-from dockerscope.service.models import DaemonInfo, ImageDetail, ImageSummary, Snapshot
+from dockerscope.service.models import (
+    BaseImage,
+    Change,
+    ChangeKind,
+    ContainerDetail,
+    ContainerSummary,
+    DaemonInfo,
+    ImageContext,
+    ImageDetail,
+    ImageSummary,
+    Snapshot,
+    WritableLayer,
+)
+from dockerscope.service.sharing import (
+    base_candidates,
+    chain_ids,
+    describe_base,
+    find_sharers,
+    history_is_prefix,
+    layer_sizes,
+    split_sizes,
+)
 from dockerscope.service.threads import DaemonThreadPool
 
 T = TypeVar("T")
 
 DETAIL_CACHE_SIZE = 64
+# Image inspects run at most this many at a time for a context, leaving a worker of the pool free
+# so a poll or a detail the user asked for is not queued behind them all.
+CONTEXT_CONCURRENCY = 3
+_EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 _PERMISSION = re.compile(r"permission denied|errno 13\b", re.IGNORECASE)
 _REASONS = (
     (re.compile(r"no such file or directory|errno 2\b", re.IGNORECASE), "the socket does not exist"),
@@ -68,6 +93,9 @@ class DockerService:
         self._daemon: DaemonInfo | None = None
         self._poll: asyncio.Future[Snapshot] | None = None
         self._details: OrderedDict[tuple[str, tuple[str, ...]], ImageDetail] = OrderedDict()
+        # Chain ids by image id: an id names one config, so an entry never goes stale.
+        self._chains: dict[str, tuple[str, ...]] = {}
+        self._latest: Snapshot | None = None
         self._request_count = 0
 
     @property
@@ -156,15 +184,14 @@ class DockerService:
         for container in containers:
             image_id = str(container.get("ImageID") or "")
             users[image_id] = users.get(image_id, 0) + 1
-        summaries = tuple(_image_summary(raw, users) for raw in images)
-        running = sum(1 for c in containers if c.get("State") == "running")
-        return Snapshot(
+        snapshot = Snapshot(
             daemon=daemon,
-            images=summaries,
-            container_count=len(containers),
-            running_count=running,
+            images=tuple(_image_summary(raw, users) for raw in images),
+            containers=tuple(_container_summary(raw) for raw in containers),
             taken_at=clock.utc_now(),
         )
+        self._latest = snapshot
+        return snapshot
 
     async def image_detail(self, image: ImageSummary) -> ImageDetail:
         """Inspect and history of one image, cached by id and tags (only tags change on an id)."""
@@ -173,16 +200,124 @@ class DockerService:
         if cached is not None:
             self._details.move_to_end(key)
             return cached
-        inspect, history = await asyncio.gather(
-            self._run(lambda client: client.inspect_image(image.id)),
-            self._run(lambda client: client.history(image.id)),
-        )
-        diff_ids = (inspect.get("RootFS") or {}).get("Layers") or []
-        detail = ImageDetail(id=image.id, inspect=inspect, layers=map_history(history, diff_ids))
+        detail = await self._fetch_image_detail(image.id)
         self._details[key] = detail
         while len(self._details) > DETAIL_CACHE_SIZE:
             self._details.popitem(last=False)
         return detail
+
+    async def _fetch_image_detail(self, image_id: str) -> ImageDetail:
+        inspect, history = await asyncio.gather(
+            self._run(lambda client: client.inspect_image(image_id)),
+            self._run(lambda client: client.history(image_id)),
+        )
+        diff_ids = _diff_ids(inspect)
+        self._chains[image_id] = chain_ids(diff_ids)
+        return ImageDetail(id=image_id, inspect=inspect, layers=map_history(history, diff_ids))
+
+    async def container_detail(self, container: ContainerSummary) -> ContainerDetail:
+        """Inspect, writable layer and image of one container; never cached, since the writable
+        layer changes while the container runs. Raises ObjectNotFound when the container is gone."""
+        inspect, listed, changes, image = await asyncio.gather(
+            self._run(lambda client: client.inspect_container(container.id)),
+            # Only the list endpoint reports SizeRw; the daemon walks the layer for it, so ask for
+            # this one container alone.
+            self._run(lambda client: client.containers(all=True, size=True, filters={"id": [container.id]})),
+            self._run(lambda client: client.diff(container.id)),
+            self._container_image(container.image_id),
+        )
+        sizes = next((raw for raw in listed if raw.get("Id") == container.id), None)
+        if sizes is None:
+            raise ObjectNotFound(self.host, f"no such container: {container.id}")
+        return ContainerDetail(
+            id=container.id,
+            inspect=inspect,
+            image=image,
+            writable=WritableLayer(
+                size=_size(sizes, "SizeRw"),
+                root_fs_size=_size(sizes, "SizeRootFs"),
+                changes=_changes(changes),
+            ),
+        )
+
+    async def _container_image(self, image_id: str) -> ImageDetail | None:
+        """The detail of a container's image, through the cache when the latest poll listed the
+        image (the cache key needs its tags); None when the image is gone."""
+        images = self._latest.images if self._latest else ()
+        summary = next((image for image in images if image.id == image_id), None)
+        try:
+            return await self.image_detail(summary) if summary else await self._fetch_image_detail(image_id)
+        except ObjectNotFound:
+            return None
+
+    async def image_context(self, image: ImageSummary, snapshot: Snapshot) -> ImageContext:
+        """How the image relates to the other images of the snapshot: the layers it shares, its
+        size split, its base image.
+
+        Needs the chain of every image, so it inspects each image it has not inspected before (an
+        image id's layers never change, so that happens once per image): keep it out of the poll.
+        Images removed meanwhile are left out, and the context says it is incomplete.
+        """
+        detail = await self.image_detail(image)
+        chains, complete = await self._snapshot_chains(snapshot)
+        chain = chains[image.id] = chain_ids(_diff_ids(detail.inspect))
+        sharers = find_sharers(image.id, chains)
+        split = split_sizes(chain, layer_sizes(detail.layers, chain), sharers, detail.layers.total_size)
+        base: BaseImage | None = None
+        candidates = base_candidates(image, snapshot.images, chains)
+        if candidates:
+            candidates, history_count, found = await self._base_history(candidates, detail)
+            complete = complete and found
+            base = describe_base(candidates, len(chains[candidates[0].id]), history_count)
+        return ImageContext(
+            sharers=sharers,
+            base=base,
+            shared_size=split.shared,
+            unique_size=split.unique,
+            complete=complete,
+            unknown_size=split.unknown,
+        )
+
+    async def _snapshot_chains(self, snapshot: Snapshot) -> tuple[dict[str, tuple[str, ...]], bool]:
+        """The chain of every image in the snapshot, and whether none of them vanished meanwhile."""
+        listed = {image.id for image in snapshot.images}
+        for image_id in self._chains.keys() - listed:
+            del self._chains[image_id]  # removed images: keeps the cache as large as the image list
+        known = {image_id: self._chains[image_id] for image_id in listed & self._chains.keys()}
+        missing = [image.id for image in snapshot.images if image.id not in known]
+        limit = asyncio.Semaphore(CONTEXT_CONCURRENCY)
+
+        async def fetch(image_id: str) -> tuple[str, ...] | None:
+            async with limit:
+                try:
+                    inspect = await self._run(lambda client: client.inspect_image(image_id))
+                except ObjectNotFound:
+                    return None
+            chain = self._chains[image_id] = chain_ids(_diff_ids(inspect))
+            return chain
+
+        fetched = await asyncio.gather(*(fetch(image_id) for image_id in missing))
+        known.update((image_id, chain) for image_id, chain in zip(missing, fetched, strict=True) if chain is not None)
+        chains = {image.id: known[image.id] for image in snapshot.images if image.id in known}
+        return chains, all(chain is not None for chain in fetched)
+
+    async def _base_history(
+        self, candidates: tuple[ImageSummary, ...], detail: ImageDetail
+    ) -> tuple[tuple[ImageSummary, ...], int | None, bool]:
+        """Find, among images with the same chain, the one this image was built FROM: the first
+        whose whole history starts this image's history. It goes first; its history length tells
+        where the base ends in this image's history (None when none matches). Also says whether
+        every candidate looked at was still there."""
+        found = True
+        for index, candidate in enumerate(candidates):
+            try:
+                rows = (await self.image_detail(candidate)).layers.rows
+            except ObjectNotFound:
+                found = False
+                continue
+            if history_is_prefix(rows, detail.layers.rows):
+                return (candidate, *candidates[:index], *candidates[index + 1 :]), len(rows), found
+        return candidates, None, found
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -201,16 +336,59 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _created(raw: Mapping[str, Any]) -> datetime | None:
+    created = raw.get("Created")
+    if isinstance(created, int | float) and created > 0:
+        return datetime.fromtimestamp(created, tz=timezone.utc)
+    return None
+
+
 def _image_summary(raw: Mapping[str, Any], users: Mapping[str, int]) -> ImageSummary:
     image_id = str(raw.get("Id") or "")
     tags = tuple(str(tag) for tag in raw.get("RepoTags") or () if tag and tag != "<none>:<none>")
-    created = raw.get("Created")
     return ImageSummary(
         id=image_id,
         tags=tags,
-        created=datetime.fromtimestamp(created, tz=timezone.utc)
-        if isinstance(created, int | float) and created > 0
-        else None,
+        created=_created(raw),
         size=max(int(raw.get("Size") or 0), 0),
         containers=users.get(image_id, 0),
     )
+
+
+def _container_summary(raw: Mapping[str, Any]) -> ContainerSummary:
+    names = raw.get("Names") or ()
+    state = str(raw.get("State") or "")
+    status = str(raw.get("Status") or "")
+    exit_code = _EXIT_CODE.match(status) if state == "exited" else None
+    return ContainerSummary(
+        id=str(raw.get("Id") or ""),
+        name=str(names[0]).removeprefix("/") if names else "",
+        image=str(raw.get("Image") or ""),
+        image_id=str(raw.get("ImageID") or ""),
+        state=state,
+        status=status,
+        created=_created(raw),
+        exit_code=int(exit_code.group(1)) if exit_code else None,
+    )
+
+
+def _diff_ids(inspect: Mapping[str, Any]) -> list[str]:
+    return [str(diff_id) for diff_id in (inspect.get("RootFS") or {}).get("Layers") or ()]
+
+
+def _size(raw: Mapping[str, Any], key: str) -> int | None:
+    """A size from the container list; the daemon omits zero sizes, anything but a count is unknown."""
+    value = raw.get(key, 0)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _changes(raw: list[Mapping[str, Any]] | None) -> tuple[Change, ...]:
+    """`docker diff` entries sorted by path (the daemon's order changes from call to call). The API
+    sends null for none; kinds this version does not know are left out."""
+    known = {kind.value: kind for kind in ChangeKind}
+    changes = (
+        Change(path=str(change.get("Path") or ""), kind=known[change["Kind"]])
+        for change in raw or ()
+        if change.get("Kind") in known
+    )
+    return tuple(sorted(changes, key=lambda change: change.path))

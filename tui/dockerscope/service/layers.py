@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dockerscope.service.models import LayerKind, LayerRow, LayerStack, MappingQuality
+from dockerscope.service.sharing import chain_ids
 
 METADATA_INSTRUCTIONS = frozenset(
     {
@@ -124,37 +125,40 @@ def _layer_flags(evidence: Sequence[_Evidence], layer_count: int) -> tuple[list[
     return flags, MappingQuality.AMBIGUOUS
 
 
-def _assign_diff_ids(flags: Sequence[bool | None], diff_ids: Sequence[str]) -> list[str | None]:
-    """Give each layer-making entry its diff id, pinning from the bottom and the top of the stack
-    and stopping, from either end, at the first entry that cannot be decided."""
-    assigned: list[str | None] = [None] * len(flags)
+def _assign_layers(flags: Sequence[bool | None], layer_count: int) -> list[int | None]:
+    """Give each layer-making entry the index of its layer in `RootFS.Layers`, pinning from the
+    bottom and the top of the stack and stopping, from either end, at the first entry that cannot be
+    decided."""
+    assigned: list[int | None] = [None] * len(flags)
     bottom = 0
     for index, flag in enumerate(flags):
-        if flag is None or bottom >= len(diff_ids):
+        if flag is None or bottom >= layer_count:
             break
         if flag:
-            assigned[index] = diff_ids[bottom]
+            assigned[index] = bottom
             bottom += 1
-    top = len(diff_ids) - 1
+    top = layer_count - 1
     for index in range(len(flags) - 1, -1, -1):
         flag = flags[index]
         if flag is None or top < bottom or assigned[index] is not None:
             break
         if flag:
-            assigned[index] = diff_ids[top]
+            assigned[index] = top
             top -= 1
     return assigned
 
 
 def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -> LayerStack:
     """Build the layer stack from `GET /images/{id}/history` (newest first, as the API returns it)
-    and the image's `RootFS.Layers` (oldest first)."""
+    and the image's `RootFS.Layers` (oldest first). Rows that made a known layer get its diff id and
+    chain id."""
     entries = list(reversed(history))
     sizes = [max(int(entry.get("Size") or 0), 0) for entry in entries]
     commands = [str(entry.get("CreatedBy") or "") for entry in entries]
     evidence = [_evidence(command, size) for command, size in zip(commands, sizes, strict=True)]
     flags, quality = _layer_flags(evidence, len(diff_ids))
-    assigned = _assign_diff_ids(flags, diff_ids)
+    assigned = _assign_layers(flags, len(diff_ids))
+    chain = chain_ids(diff_ids)
 
     rows = tuple(
         LayerRow(
@@ -164,10 +168,11 @@ def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -
             instruction=clean_instruction(commands[position]),
             size=sizes[position],
             kind=LayerKind.UNKNOWN if flag is None else LayerKind.LAYER if flag else LayerKind.EMPTY,
-            diff_id=assigned[position],
+            diff_id=None if layer is None else diff_ids[layer],
             comment=str(entry.get("Comment") or ""),
+            chain_id=None if layer is None else chain[layer],
         )
-        for position, (entry, flag) in enumerate(zip(entries, flags, strict=True))
+        for position, (entry, flag, layer) in enumerate(zip(entries, flags, assigned, strict=True))
     )
     return LayerStack(
         rows=rows,

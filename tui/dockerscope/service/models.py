@@ -42,14 +42,39 @@ class ImageSummary:
 
 
 @dataclass(frozen=True)
+class ContainerSummary:
+    """One row of the container list, from a single `GET /containers/json?all=1`."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    state: str
+    status: str
+    created: datetime | None
+    exit_code: int | None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one poll learned."""
 
     daemon: DaemonInfo
     images: tuple[ImageSummary, ...]
-    container_count: int
-    running_count: int
+    containers: tuple[ContainerSummary, ...]
     taken_at: datetime
+
+    @property
+    def container_count(self) -> int:
+        return len(self.containers)
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for container in self.containers if container.state == "running")
 
 
 class LayerKind(enum.Enum):
@@ -76,6 +101,7 @@ class LayerRow:
     kind: LayerKind
     diff_id: str | None
     comment: str
+    chain_id: str | None = None
 
     @property
     def short_diff_id(self) -> str:
@@ -98,3 +124,65 @@ class ImageDetail:
     id: str
     inspect: Mapping[str, Any]
     layers: LayerStack
+
+
+class ChangeKind(enum.Enum):
+    """`docker diff` kinds, numbered as the API numbers them."""
+
+    CHANGED = 0
+    ADDED = 1
+    DELETED = 2
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    kind: ChangeKind
+
+
+@dataclass(frozen=True)
+class WritableLayer:
+    """A container's thin read-write layer on top of its image's layers."""
+
+    size: int | None
+    root_fs_size: int | None
+    changes: tuple[Change, ...]
+
+    def count(self, kind: ChangeKind) -> int:
+        return sum(1 for change in self.changes if change.kind is kind)
+
+
+@dataclass(frozen=True)
+class ContainerDetail:
+    id: str
+    inspect: Mapping[str, Any]
+    image: ImageDetail | None
+    writable: WritableLayer
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """The local image whose whole layer chain is the bottom of another image's chain."""
+
+    image_ids: tuple[str, ...]
+    names: tuple[str, ...]
+    layer_count: int
+    history_count: int | None
+
+
+@dataclass(frozen=True)
+class ImageContext:
+    """What an image shares with the other local images.
+
+    `sharers` maps each chain id of the image to the other images that hold it (empty when none).
+    `shared_size + unique_size + unknown_size` is the image's size; `unknown_size` is the weight of
+    layers an ambiguous history mapping could not place on either side. `complete` is False when
+    images vanished while the context was worked out.
+    """
+
+    sharers: Mapping[str, tuple[str, ...]]
+    base: BaseImage | None
+    shared_size: int
+    unique_size: int
+    complete: bool
+    unknown_size: int = 0

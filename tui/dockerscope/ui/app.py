@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 
 from dockerscope.service import DockerService, DockerServiceError
 from dockerscope.ui.connection_screen import ConnectionScreen
+from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.help_screen import HelpScreen
@@ -17,6 +18,7 @@ from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_table import LayerTable
 from dockerscope.ui.messages import DaemonFailed, SnapshotReady
+from dockerscope.ui.object_list import ObjectList
 
 # While the daemon is unreachable, retry at least this often.
 MAX_RETRY_SECONDS = 2.0
@@ -34,6 +36,7 @@ class DockerscopeApp(App[None]):
         Binding("1", "focus_pane('images')", "Images", show=False, id="app.pane1"),
         Binding("2", "focus_pane('inspect')", "Inspect", show=False, id="app.pane2"),
         Binding("3", "focus_pane('layers')", "Layers", show=False, id="app.pane3"),
+        Binding("4", "focus_pane('containers')", "Containers", show=False, id="app.pane4"),
         Binding("tab", "app.focus_next", "Next pane", show=False),
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
@@ -103,10 +106,13 @@ class DockerscopeApp(App[None]):
             HelpScreen(
                 [
                     ("anywhere", self.BINDINGS),
-                    ("images", [*ExplorerScreen.BINDINGS, *ImageList.BINDINGS]),
+                    ("lists", ExplorerScreen.BINDINGS),
+                    ("images", ImageList.BINDINGS),
+                    ("containers", ContainerList.BINDINGS),
                     ("filter", FilterInput.BINDINGS),
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),
+                    ("lists, tree", ObjectList.BINDINGS),
                 ]
             )
         )

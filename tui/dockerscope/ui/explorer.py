@@ -1,4 +1,4 @@
-"""The main screen: image list, inspect tree and layer stack."""
+"""The main screen: image and container lists, inspect tree and layer stack."""
 
 from __future__ import annotations
 
@@ -10,36 +10,61 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from dockerscope.service import DockerService, DockerServiceError, ImageSummary, LayerStack, Snapshot
+from dockerscope.service import (
+    ContainerDetail,
+    ContainerSummary,
+    DockerService,
+    DockerServiceError,
+    ImageContext,
+    ImageDetail,
+    ImageSummary,
+    Snapshot,
+)
+from dockerscope.ui.changes_screen import ChangesScreen
+from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import human_size, plain
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
-from dockerscope.ui.layer_table import LayerTable
-from dockerscope.ui.messages import DetailFailed, DetailReady
+from dockerscope.ui.layer_info_screen import LayerInfoScreen
+from dockerscope.ui.layer_table import LayerTable, changes_summary
+from dockerscope.ui.messages import ContainerDetailReady, ContextReady, DetailFailed, DetailReady
+from dockerscope.ui.object_list import ObjectList
 from dockerscope.ui.status_bar import StatusBar
 
-# Holding an arrow key skims through images; wait this long on one before fetching its details.
+# Holding an arrow key skims through a list; wait this long on one object before fetching details.
 DETAIL_DEBOUNCE_SECONDS = 0.06
+
+Subject = ImageSummary | ContainerSummary
 
 
 class ExplorerScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="images.filter"),
+        Binding("slash", "filter", "Filter", id="lists.filter"),
     ]
 
     def __init__(self, service: DockerService) -> None:
         super().__init__()
         self._service = service
-        self._shown_image: ImageSummary | None = None
+        self._snapshot: Snapshot | None = None
+        self._subject: Subject | None = None
+        self._active_list = "images"
+        self._image_detail: ImageDetail | None = None
+        self._container_detail: ContainerDetail | None = None
+        self._image_context: ImageContext | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="images-pane", classes="pane"):
-            yield FilterInput(returns_focus_to="#images", id="filter")
-            yield ImageList(id="images")
+        with Horizontal(id="lists"):
+            with Vertical(id="images-pane", classes="pane"):
+                yield FilterInput(returns_focus_to="#images", id="images-filter")
+                yield ImageList(id="images")
+            with Vertical(id="containers-pane", classes="pane"):
+                yield FilterInput(returns_focus_to="#containers", id="containers-filter")
+                yield ContainerList(id="containers")
         with Horizontal(id="details"):
             with Vertical(id="inspect-pane", classes="pane"):
                 yield InspectTree(id="inspect")
@@ -49,100 +74,201 @@ class ExplorerScreen(Screen[None]):
         yield StatusBar(id="status")
         yield Footer()
 
-    def focus_pane(self, pane_id: str) -> None:
-        self.set_focus(self.query_one(f"#{pane_id}"))
-
     def on_mount(self) -> None:
         self.query_one("#images-pane").border_title = "1 Images"
         self.query_one("#inspect-pane").border_title = "2 Inspect"
         self.query_one("#layers-pane").border_title = "3 Layers"
-        self.query_one(FilterInput).display = False
+        self.query_one("#containers-pane").border_title = "4 Containers"
+        for field in self.query(FilterInput):
+            field.display = False
         self.query_one(StatusBar).show_connecting(self._service.host)
         self.query_one(ImageList).focus()
 
+    def focus_pane(self, pane_id: str) -> None:
+        self.set_focus(self.query_one(f"#{pane_id}"))
+
+    # Data from the app's poll.
+
     def show_snapshot(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
         self.query_one(StatusBar).show_snapshot(snapshot)
-        self.query_one(ImageList).show_images(snapshot.images)
-        self._update_images_title()
+        containers = self.query_one(ContainerList)
+        containers.set_image_names({image.id: image.name for image in snapshot.images if image.tags})
+        self.query_one(ImageList).show_items(snapshot.images)
+        containers.show_items(snapshot.containers)
 
     def show_problem(self, error: DockerServiceError) -> None:
         self.query_one(StatusBar).show_problem(error)
 
-    def _update_images_title(self) -> None:
-        images = self.query_one(ImageList)
-        pane = self.query_one("#images-pane")
-        parts = [f"sort: {images.sort_order.value}"]
-        if images.filter_text:
-            parts.append("filtered")
-        if not images.show_dangling:
-            parts.append("dangling hidden")
-        pane.border_subtitle = f"{len(images.visible_images)} shown · " + " · ".join(parts)
+    # The lists and their subtitles.
 
-    @on(ImageList.ViewChanged)
-    def _view_changed(self) -> None:
-        self._update_images_title()
+    @on(ObjectList.ViewChanged)
+    def _view_changed(self, event: ObjectList.ViewChanged) -> None:
+        object_list = event.object_list
+        pane = object_list.parent
+        assert pane is not None
+        notes = [f"sort: {object_list.sort_order}", *object_list.view_notes()]
+        pane.border_subtitle = plain(f"{len(object_list.visible_items)} shown · " + " · ".join(notes))
 
     def action_filter(self) -> None:
         # set_focus, not focus(): focus() waits for the message queue, and keys typed (or pasted)
         # right after `/` would reach the list instead of the filter.
-        field = self.query_one(FilterInput)
+        target = "containers" if self._active_list == "containers" else "images"
+        field = self.query_one(f"#{target}-filter", FilterInput)
         field.display = True
         self.set_focus(field)
 
     @on(FilterInput.Changed)
     def _filter_changed(self, event: FilterInput.Changed) -> None:
-        self.query_one(ImageList).set_filter(event.value)
-        self._update_images_title()
+        target = "#containers" if event.input.id == "containers-filter" else "#images"
+        self.query_one(target, ObjectList).set_filter(event.value)
 
-    @on(ImageList.ImageHighlighted)
-    def _image_highlighted(self, event: ImageList.ImageHighlighted) -> None:
-        image = event.image
-        if image is None:
-            self._shown_image = None
-            self.query_one(InspectTree).show_document("no image selected", None)
-            self._show_layers(None, None)
-            return
-        if image == self._shown_image:
-            return
-        self._shown_image = image
-        self.run_worker(self._load_detail(image), group="detail", exclusive=True)
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        widget = event.widget
+        if isinstance(widget, ImageList | ContainerList):
+            self._active_list = "containers" if isinstance(widget, ContainerList) else "images"
+            self._select(widget.highlighted_item)
 
-    async def _load_detail(self, image: ImageSummary) -> None:
+    @on(ObjectList.Highlighted)
+    def _highlighted(self, event: ObjectList.Highlighted) -> None:
+        active = self._active_list == ("containers" if isinstance(event.object_list, ContainerList) else "images")
+        if active:
+            self._select(event.item)  # type: ignore[arg-type]
+
+    def action_containers_of_image(self) -> None:
+        image = self.query_one(ImageList).highlighted_item
+        containers = self.query_one(ContainerList)
+        containers.scope_to(image)
+        self.set_focus(containers)
+
+    def action_image_of_container(self) -> None:
+        container = self.query_one(ContainerList).highlighted_item
+        if container is None:
+            return
+        images = self.query_one(ImageList)
+        if not images.move_to(container.image_id):
+            images.show_dangling = True
+            images.set_filter("")
+            self.query_one("#images-filter", FilterInput).action_clear_filter()
+        if images.move_to(container.image_id):
+            self.set_focus(images)
+        else:
+            self.notify(
+                f"The image of {container.name} ({container.image_id.removeprefix('sha256:')[:12]}) "
+                "is not present locally.",
+                severity="warning",
+            )
+
+    # The detail panes follow the subject.
+
+    def _select(self, subject: Subject | None) -> None:
+        if subject == self._subject:
+            return
+        self._subject = subject
+        self._image_detail = self._container_detail = self._image_context = None
+        if subject is None:
+            self.query_one(InspectTree).show_document("nothing selected", None)
+            self._show_layers()
+            return
+        self.run_worker(self._load(subject), group="detail", exclusive=True)
+
+    async def _load(self, subject: Subject) -> None:
         await asyncio.sleep(DETAIL_DEBOUNCE_SECONDS)
         try:
-            detail = await self._service.image_detail(image)
+            if isinstance(subject, ContainerSummary):
+                container = await self._service.container_detail(subject)
+                self.post_message(ContainerDetailReady(container))
+                image = container.image
+            else:
+                image = await self._service.image_detail(subject)
+                self.post_message(DetailReady(image))
+            if image is not None and self._snapshot is not None:
+                summary = next((i for i in self._snapshot.images if i.id == image.id), None)
+                if summary is not None:
+                    context = await self._service.image_context(summary, self._snapshot)
+                    self.post_message(ContextReady(image.id, context))
         except DockerServiceError as error:
-            self.post_message(DetailFailed(image.id, error))
-            return
-        self.post_message(DetailReady(detail))
+            self.post_message(DetailFailed(subject.id, error))
+
+    def _is_subject(self, object_id: str) -> bool:
+        return self._subject is not None and self._subject.id == object_id
 
     def on_detail_ready(self, message: DetailReady) -> None:
-        image = self._shown_image
-        if image is None or image.id != message.detail.id:
+        if not isinstance(self._subject, ImageSummary) or not self._is_subject(message.detail.id):
             return
-        self.query_one(InspectTree).show_document(image.name, message.detail.inspect)
-        self._show_layers(message.detail.layers, image)
+        self._image_detail = message.detail
+        self.query_one(InspectTree).show_document(self._subject.name, message.detail.inspect)
+        self._show_layers()
+
+    def on_container_detail_ready(self, message: ContainerDetailReady) -> None:
+        if not isinstance(self._subject, ContainerSummary) or not self._is_subject(message.detail.id):
+            return
+        self._container_detail = message.detail
+        self._image_detail = message.detail.image
+        self.query_one(InspectTree).show_document(self._subject.name, message.detail.inspect)
+        self._show_layers()
+
+    def on_context_ready(self, message: ContextReady) -> None:
+        if self._image_detail is None or self._image_detail.id != message.image_id:
+            return
+        self._image_context = message.context
+        self._show_layers()
 
     def on_detail_failed(self, message: DetailFailed) -> None:
-        image = self._shown_image
-        if image is None or image.id != message.image_id:
+        subject = self._subject
+        if subject is None or not self._is_subject(message.object_id):
             return
-        self._shown_image = None
-        reason = f"{image.short_id}: {message.error.reason}"
+        self._subject = None
+        reason = f"{subject.short_id}: {message.error.reason}"
         self.query_one(InspectTree).show_document(reason, None)
-        self._show_layers(None, None)
-        self.notify(reason, title="Could not load image", severity="warning")
+        self._image_detail = self._container_detail = self._image_context = None
+        self._show_layers()
+        self.notify(reason, title="Could not load details", severity="warning")
 
-    def _show_layers(self, stack: LayerStack | None, image: ImageSummary | None) -> None:
-        self.query_one(LayerTable).show_stack(stack)
-        summary = self.query_one("#layer-summary", Static)
-        if stack is None or image is None:
-            summary.update("")
-            return
+    def _show_layers(self) -> None:
+        detail = self._image_detail
+        writable = self._container_detail.writable if self._container_detail else None
+        self.query_one(LayerTable).show_stack(detail.layers if detail else None, self._image_context, writable)
+        self.query_one("#layer-summary", Static).update(self._layer_summary())
+
+    def _layer_summary(self) -> Text:
+        detail = self._image_detail
+        if detail is None:
+            if self._container_detail is not None:
+                return Text("the container's image is no longer present locally", style="yellow")
+            return Text("")
+        stack = detail.layers
         line = Text(f"{stack.layer_count} layers · {human_size(stack.total_size)}")
-        if stack.total_size != image.size:
-            line.append(f" (image size {human_size(image.size)})", style="yellow")
-        style = {"exact": "dim", "inferred": "dim", "ambiguous": "yellow"}[stack.quality.value]
-        line.append(" · mapping ")
-        line.append_text(plain(stack.note, style=style))
-        summary.update(line)
+        size = detail.inspect.get("Size")
+        if isinstance(size, int) and size != stack.total_size:
+            line.append(f" (image size {human_size(size)})", style="yellow")
+        context = self._image_context
+        if context is None:
+            line.append(" · sharing: working it out…", style="dim")
+        else:
+            line.append(f" · unique {human_size(context.unique_size)} · shared {human_size(context.shared_size)}")
+            if context.base is None:
+                line.append(" · base image not present locally", style="dim")
+            else:
+                line.append(" · base: ")
+                line.append_text(plain(", ".join(context.base.names), style="blue", max_chars=200))
+        line.append("\nmapping ", style="dim")
+        line.append_text(plain(stack.note, style="yellow" if stack.quality.value == "ambiguous" else "dim"))
+        if self._container_detail is not None:
+            writable = self._container_detail.writable
+            size_text = human_size(writable.size) if writable.size is not None else "?"
+            line.append(f" · writable layer {size_text}: {changes_summary(writable)}", style="magenta")
+        return line
+
+    @on(LayerTable.Chosen)
+    def _layer_chosen(self, event: LayerTable.Chosen) -> None:
+        if event.row is None:
+            if self._container_detail is not None and isinstance(self._subject, ContainerSummary):
+                self.app.push_screen(ChangesScreen(self._subject.name, self._container_detail.writable))
+            return
+        sharers = None
+        if self._image_context is not None and event.row.chain_id:
+            names = {image.id: image.name for image in (self._snapshot.images if self._snapshot else ())}
+            ids = self._image_context.sharers.get(event.row.chain_id, ())
+            sharers = [names.get(image_id, image_id.removeprefix("sha256:")[:12]) for image_id in ids]
+        self.app.push_screen(LayerInfoScreen(event.row, sharers))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from dockerscope.service import DockerServiceError, ImageDetail, Snapshot
+from dockerscope.service import ContainerDetail, DockerServiceError, ImageContext, ImageDetail, Snapshot
 
 
 class SnapshotReady(Message):
@@ -25,8 +25,23 @@ class DetailReady(Message):
         self.detail = detail
 
 
-class DetailFailed(Message):
-    def __init__(self, image_id: str, error: DockerServiceError) -> None:
+class ContainerDetailReady(Message):
+    def __init__(self, detail: ContainerDetail) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class ContextReady(Message):
+    """Sharing and base image of `image_id`, worked out after its details."""
+
+    def __init__(self, image_id: str, context: ImageContext) -> None:
         super().__init__()
         self.image_id = image_id
+        self.context = context
+
+
+class DetailFailed(Message):
+    def __init__(self, object_id: str, error: DockerServiceError) -> None:
+        super().__init__()
+        self.object_id = object_id
         self.error = error

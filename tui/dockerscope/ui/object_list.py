@@ -1,0 +1,172 @@
+"""A list of daemon objects (images, containers): rows keyed by id, sortable, filterable.
+
+Rows are keyed by object id, so the cursor stays on its object across refreshes; when the
+highlighted object disappears the cursor stays at the same height, on its neighbour."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar, Generic, TypeVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from dockerscope import clock
+
+Item = TypeVar("Item")
+
+MIN_FLEXIBLE_WIDTH = 16
+
+
+class ObjectList(DataTable[Text], Generic[Item]):
+    # (label, key, width); the one column whose width is None takes the room the others leave.
+    COLUMNS: ClassVar[tuple[tuple[str, str, int | None], ...]] = ()
+    SORT_ORDERS: ClassVar[tuple[str, ...]] = ("name",)
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    class Highlighted(Message):
+        """The cursor is on another object (None: the list is empty)."""
+
+        def __init__(self, object_list: ObjectList[object], item: object | None) -> None:
+            super().__init__()
+            self.object_list = object_list
+            self.item = item
+
+        @property
+        def control(self) -> ObjectList[object]:
+            return self.object_list
+
+    class ViewChanged(Message):
+        """Sort, filter or another view setting changed what is listed."""
+
+        def __init__(self, object_list: ObjectList[object]) -> None:
+            super().__init__()
+            self.object_list = object_list
+
+        @property
+        def control(self) -> ObjectList[object]:
+            return self.object_list
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._items: dict[str, Item] = {}
+        self._shown: list[str] = []
+        self._flexible_width = 0
+        self.sort_order = self.SORT_ORDERS[0]
+        self.filter_text = ""
+
+    # What a subclass says about its objects.
+    def item_key(self, item: Item) -> str:
+        raise NotImplementedError
+
+    def cells(self, item: Item, now: datetime) -> tuple[Text, ...]:
+        raise NotImplementedError
+
+    def sort_key(self, item: Item) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def matches(self, item: Item, needle: str) -> bool:
+        raise NotImplementedError
+
+    def is_listed(self, item: Item) -> bool:
+        """Beyond the text filter: may this object be listed at all (e.g. dangling images)?"""
+        return True
+
+    def view_notes(self) -> list[str]:
+        """Words for the pane's subtitle about what the view hides."""
+        return ["filtered"] if self.filter_text else []
+
+    @property
+    def visible_items(self) -> list[Item]:
+        return [self._items[key] for key in self._shown]
+
+    @property
+    def highlighted_item(self) -> Item | None:
+        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+            return None
+        return self._items.get(self._shown[self.cursor_row])
+
+    def on_mount(self) -> None:
+        self._add_columns()
+
+    def _flexible_column_width(self) -> int:
+        fixed = sum(width or 0 for _, _, width in self.COLUMNS)
+        padding = 2 * self.cell_padding * len(self.COLUMNS)
+        return max(MIN_FLEXIBLE_WIDTH, self.scrollable_content_region.width - fixed - padding - 1)
+
+    def _add_columns(self) -> None:
+        self._flexible_width = self._flexible_column_width()
+        for label, key, width in self.COLUMNS:
+            self.add_column(label, key=key, width=width or self._flexible_width)
+
+    def on_resize(self) -> None:
+        if self._flexible_column_width() == self._flexible_width:
+            return
+        highlighted = self.highlighted_item
+        self.clear(columns=True)
+        self._add_columns()
+        self._shown = []
+        self.refresh_rows(keep=highlighted)
+
+    def show_items(self, items: Sequence[Item]) -> None:
+        self._items = {self.item_key(item): item for item in items}
+        self.refresh_rows()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self.refresh_rows()
+
+    def move_to(self, key: str) -> bool:
+        """Put the cursor on the object with this key, if it is listed."""
+        if key not in self._shown:
+            return False
+        self.move_cursor(row=self._shown.index(key), scroll=True)
+        return True
+
+    def refresh_rows(self, keep: Item | None = None) -> None:
+        now = clock.utc_now()
+        needle = self.filter_text.lower()
+        wanted = sorted(
+            (
+                item
+                for item in self._items.values()
+                if self.is_listed(item) and (not needle or self.matches(item, needle))
+            ),
+            key=self.sort_key,
+        )
+        keys = [self.item_key(item) for item in wanted]
+        rows = {key: self.cells(item, now) for key, item in zip(keys, wanted, strict=True)}
+        if keys == self._shown:
+            for key, cells in rows.items():
+                for (_, column, _), cell in zip(self.COLUMNS, cells, strict=True):
+                    self.update_cell(key, column, cell)
+            return
+        previous = keep or self.highlighted_item
+        previous_row = self.cursor_row
+        self.clear()
+        self._shown = keys
+        for key in keys:
+            self.add_row(*rows[key], key=key)
+        if previous is not None and self.item_key(previous) in rows:
+            self.move_cursor(row=keys.index(self.item_key(previous)), scroll=True)
+        elif keys:
+            self.move_cursor(row=min(max(previous_row, 0), len(keys) - 1), scroll=True)
+        self.post_message(self.ViewChanged(self))
+        self.post_message(self.Highlighted(self, self.highlighted_item))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.post_message(self.Highlighted(self, self.highlighted_item))
+
+    def action_cycle_sort(self) -> None:
+        orders = self.SORT_ORDERS
+        self.sort_order = orders[(orders.index(self.sort_order) + 1) % len(orders)]
+        self.refresh_rows()
