@@ -10,18 +10,24 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from dockerscope.service import Connection, DockerService, resolve_connection
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
+from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_table import LayerTable
+from dockerscope.ui.object_list import ObjectList
 
 SIZE = (150, 44)
 APP_IMAGE = "dockerscope-test/app:1"
+CHAIN_IMAGE = "dockerscope-test/chain-c:1"
+CHANGES_CONTAINER = "dockerscope-test-changes"
 
 Scene = Callable[[Pilot[None], DockerscopeApp], Awaitable[None]]
 
@@ -36,18 +42,49 @@ async def settle(pilot: Pilot[None], ready: Callable[[], bool], timeout: float =
     await pilot.pause(0.2)
 
 
+async def highlight(pilot: Pilot[None], object_list: ObjectList[Any], pane_key: str, name: str) -> None:
+    """Focus a list and move its cursor onto the object called `name`, by keys."""
+
+    def names() -> list[str]:
+        return [item.name for item in object_list.visible_items]
+
+    await settle(pilot, lambda: name in names())
+    await pilot.press(pane_key)
+    target = names().index(name)
+    while object_list.cursor_row != target:
+        await pilot.press("down" if object_list.cursor_row < target else "up")
+
+
 async def show_app_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
-    images = app.explorer.query_one(ImageList)
-    await settle(pilot, lambda: APP_IMAGE in [image.name for image in images.visible_items])
-    target = [image.name for image in images.visible_items].index(APP_IMAGE)
-    while images.cursor_row != target:
-        await pilot.press("down" if images.cursor_row < target else "up")
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", APP_IMAGE)
     tree = app.explorer.query_one(InspectTree)
     await settle(pilot, lambda: tree.root.label.plain == APP_IMAGE and app.explorer.query_one(LayerTable).row_count)
 
 
 async def explorer(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await show_app_image(pilot, app)
+    await settle(pilot, lambda: "unique" in str(app.explorer.query_one("#layer-summary", Static).render()))
+
+
+async def show_container(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
+    await highlight(pilot, app.explorer.query_one(ContainerList), "4", name)
+    summary = app.explorer.query_one("#layer-summary", Static)
+    await settle(pilot, lambda: "writable layer" in str(summary.render()) and "unique" in str(summary.render()))
+
+
+async def container(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await show_container(pilot, app, CHANGES_CONTAINER)
+
+
+async def container_changes(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await show_container(pilot, app, CHANGES_CONTAINER)
+    await pilot.press("3", "enter")
+    await pilot.pause(0.3)
+
+
+async def base_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", CHAIN_IMAGE)
+    await settle(pilot, lambda: "base: " in str(app.explorer.query_one("#layer-summary", Static).render()))
 
 
 async def inspect_config(pilot: Pilot[None], app: DockerscopeApp) -> None:
@@ -94,6 +131,9 @@ async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
 
 SCENES: dict[str, tuple[Scene, bool]] = {
     "explorer": (explorer, True),
+    "container": (container, True),
+    "container-changes": (container_changes, True),
+    "base-image": (base_image, True),
     "inspect-config": (inspect_config, True),
     "hostile-labels-in-layers": (hostile_layers, True),
     "filter": (filtered, True),

@@ -13,6 +13,7 @@ from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_table import LayerTable
+from dockerscope.ui.object_list import ObjectList
 
 SIZE = (150, 45)
 
@@ -46,16 +47,23 @@ def tree_title(app: DockerscopeApp) -> str:
     return inspect_tree(app).root.label.plain
 
 
-async def highlight_image(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
-    """Move the list cursor onto the image called `name` with the arrow keys, and wait for its
-    details to arrive."""
-    await wait_until(pilot, lambda: name in shown_names(app))
-    images = image_list(app)
-    await pilot.press("1")
-    target = shown_names(app).index(name)
-    while images.cursor_row != target:
-        await pilot.press("down" if images.cursor_row < target else "up")
+async def _highlight(
+    pilot: Pilot[None], app: DockerscopeApp, pane_key: str, names: Callable[[], list[str]], name: str
+) -> None:
+    """Focus a list with its number key, move its cursor onto `name` with the arrow keys, and
+    wait for the details to arrive."""
+    await wait_until(pilot, lambda: name in names())
+    await pilot.press(pane_key)
+    object_list = app.focused
+    assert isinstance(object_list, ObjectList)
+    target = names().index(name)
+    while object_list.cursor_row != target:
+        await pilot.press("down" if object_list.cursor_row < target else "up")
     await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0)
+
+
+async def highlight_image(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
+    await _highlight(pilot, app, "1", lambda: shown_names(app), name)
 
 
 def container_list(app: DockerscopeApp) -> ContainerList:
@@ -67,11 +75,4 @@ def shown_containers(app: DockerscopeApp) -> list[str]:
 
 
 async def highlight_container(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
-    """Focus the containers pane, move its cursor onto `name` and wait for the details."""
-    await wait_until(pilot, lambda: name in shown_containers(app))
-    containers = container_list(app)
-    await pilot.press("4")
-    target = shown_containers(app).index(name)
-    while containers.cursor_row != target:
-        await pilot.press("down" if containers.cursor_row < target else "up")
-    await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0)
+    await _highlight(pilot, app, "4", lambda: shown_containers(app), name)

@@ -3,6 +3,7 @@ the fixture containers and images scripts/build-fixtures.sh makes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -282,6 +283,22 @@ async def test_contexts_inspect_each_image_once_and_never_in_the_poll(
     start = service.request_count
     await service.snapshot()
     assert service.request_count - start == 2
+
+
+async def test_contexts_asked_for_together_share_one_round_of_inspects(
+    service: DockerService, api: docker.APIClient
+) -> None:
+    snapshot = await service.snapshot()
+    start = service.request_count
+    tool, app = await asyncio.gather(
+        service.image_context(_image(snapshot, api, TOOL_IMAGE), snapshot),
+        service.image_context(_image(snapshot, api, APP_IMAGE), snapshot),
+    )
+    # One inspect per image (two callers apart: 2 x len), plus two requests for each detail: both
+    # images, and their common base, which both may ask for before either has it cached.
+    assert service.request_count - start <= len(snapshot.images) + 8
+    assert tool.base is not None and app.base is not None and tool.base == app.base
+    assert tool.complete and app.complete
 
 
 async def test_context_inspects_run_a_few_at_a_time(

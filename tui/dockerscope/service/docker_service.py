@@ -95,6 +95,7 @@ class DockerService:
         self._details: OrderedDict[tuple[str, tuple[str, ...]], ImageDetail] = OrderedDict()
         # Chain ids by image id: an id names one config, so an entry never goes stale.
         self._chains: dict[str, tuple[str, ...]] = {}
+        self._chain_round: asyncio.Future[set[str]] | None = None
         self._latest: Snapshot | None = None
         self._request_count = 0
 
@@ -279,27 +280,38 @@ class DockerService:
         )
 
     async def _snapshot_chains(self, snapshot: Snapshot) -> tuple[dict[str, tuple[str, ...]], bool]:
-        """The chain of every image in the snapshot, and whether none of them vanished meanwhile."""
+        """The chain of every image in the snapshot, and whether none of them vanished meanwhile.
+
+        Callers share one round of inspects, as polls share one request set: a context asked for
+        while another is being worked out (the user moving through the list) waits for that round
+        rather than starting the same inspects again."""
         listed = {image.id for image in snapshot.images}
         for image_id in self._chains.keys() - listed:
             del self._chains[image_id]  # removed images: keeps the cache as large as the image list
-        known = {image_id: self._chains[image_id] for image_id in listed & self._chains.keys()}
-        missing = [image.id for image in snapshot.images if image.id not in known]
-        limit = asyncio.Semaphore(CONTEXT_CONCURRENCY)
+        vanished: set[str] = set()
+        while missing := [image_id for image_id in listed if image_id not in self._chains and image_id not in vanished]:
+            if self._chain_round is None or self._chain_round.done():
+                self._chain_round = asyncio.ensure_future(self._inspect_chains(missing))
+            vanished |= await asyncio.shield(self._chain_round)
+        chains = {image.id: self._chains[image.id] for image in snapshot.images if image.id in self._chains}
+        return chains, len(chains) == len(listed)
 
-        async def fetch(image_id: str) -> tuple[str, ...] | None:
+    async def _inspect_chains(self, image_ids: list[str]) -> set[str]:
+        """Inspect images a few at a time for their chains; returns the ids of those that vanished."""
+        limit = asyncio.Semaphore(CONTEXT_CONCURRENCY)
+        vanished: set[str] = set()
+
+        async def fetch(image_id: str) -> None:
             async with limit:
                 try:
                     inspect = await self._run(lambda client: client.inspect_image(image_id))
                 except ObjectNotFound:
-                    return None
-            chain = self._chains[image_id] = chain_ids(_diff_ids(inspect))
-            return chain
+                    vanished.add(image_id)
+                    return
+            self._chains[image_id] = chain_ids(_diff_ids(inspect))
 
-        fetched = await asyncio.gather(*(fetch(image_id) for image_id in missing))
-        known.update((image_id, chain) for image_id, chain in zip(missing, fetched, strict=True) if chain is not None)
-        chains = {image.id: known[image.id] for image in snapshot.images if image.id in known}
-        return chains, all(chain is not None for chain in fetched)
+        await asyncio.gather(*(fetch(image_id) for image_id in image_ids))
+        return vanished
 
     async def _base_history(
         self, candidates: tuple[ImageSummary, ...], detail: ImageDetail

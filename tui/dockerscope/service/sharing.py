@@ -66,13 +66,13 @@ def split_sizes(
     """
     shared = sum(size or 0 for chain_id, size in zip(chain, sizes, strict=True) if sharers.get(chain_id))
     unplaced = [bool(sharers.get(chain_id)) for chain_id, size in zip(chain, sizes, strict=True) if size is None]
-    leftover = max(total - sum(size or 0 for size in sizes), 0)
+    leftover = total - sum(size or 0 for size in sizes)
     unknown = 0
     if unplaced and all(unplaced):
         shared += leftover
     elif any(unplaced):
         unknown = leftover
-    return SizeSplit(shared=shared, unique=max(total - shared - unknown, 0), unknown=unknown)
+    return SizeSplit(shared=shared, unique=total - shared - unknown, unknown=unknown)
 
 
 def _created_order(image: ImageSummary) -> tuple[bool, datetime | None, str]:

@@ -247,6 +247,8 @@ class ExplorerScreen(Screen[None]):
             line.append(" · sharing: working it out…", style="dim")
         else:
             line.append(f" · unique {human_size(context.unique_size)} · shared {human_size(context.shared_size)}")
+            if context.unknown_size:
+                line.append(f" · {human_size(context.unknown_size)} of layers not placed", style="yellow")
             if context.base is None:
                 line.append(" · base image not present locally", style="dim")
             else:
