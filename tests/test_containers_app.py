@@ -151,3 +151,17 @@ async def test_the_base_image_boundary_is_drawn(app: DockerscopeApp, api: docker
         await wait_until(pilot, lambda: "unique" in _summary(app))
         assert "base image not present locally" in _summary(app)
         assert all(row[0] != "──" for row in _row_texts(layer_table(app)))
+
+
+async def test_slash_filters_the_containers_pane_when_it_was_used_last(app: DockerscopeApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: container_list(app).row_count > 0)
+        images_before = len(image_list(app).visible_items)
+        await pilot.press("4", "slash", *"paused")
+        assert shown_containers(app) == ["dockerscope-test-paused"]
+        assert len(image_list(app).visible_items) == images_before
+        await pilot.press("enter")
+        assert app.focused is container_list(app)
+        assert "filtered" in str(app.explorer.query_one("#containers-pane").border_subtitle)
+        await pilot.press("slash", "escape")
+        assert len(shown_containers(app)) > 1
