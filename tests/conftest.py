@@ -3,7 +3,12 @@ they fail (never skip), so a CI run without a daemon is red."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +94,24 @@ def short_tmp() -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="ds-") as name:
         yield Path(name)
+
+
+THROWAWAY_IMAGE = "dockerscope-test/throwaway:tmp"
+
+
+@pytest.fixture
+def throwaway_image(api: docker.APIClient) -> Iterator[str]:
+    """A one-file image (unique content, so a new id each time) imported as THROWAWAY_IMAGE for
+    one test and removed afterwards; yields its id."""
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as archive:
+        data = f"throwaway {time.time_ns()}".encode()
+        info = tarfile.TarInfo("throwaway.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    repository, tag = THROWAWAY_IMAGE.split(":")
+    result = api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag)
+    image_id = json.loads(result.splitlines()[-1])["status"]
+    yield image_id
+    with contextlib.suppress(docker.errors.NotFound):
+        api.remove_image(image_id, force=True)

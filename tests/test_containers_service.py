@@ -4,13 +4,8 @@ the fixture containers and images scripts/build-fixtures.sh makes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import json
-import tarfile
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -46,22 +41,6 @@ def _image(snapshot: Snapshot, api: docker.APIClient, name: str) -> ImageSummary
 
 def _listed(api: docker.APIClient, name: str, **kwargs: Any) -> dict[str, Any]:
     return api.containers(all=True, filters={"name": [f"^/{name}$"]}, **kwargs)[0]
-
-
-@pytest.fixture
-def throwaway_image(api: docker.APIClient) -> Iterator[str]:
-    """A one-file image imported for this test and removed afterwards."""
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as archive:
-        data = f"throwaway {time.time_ns()}".encode()
-        info = tarfile.TarInfo("throwaway.txt")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    result = api.import_image_from_data(payload.getvalue(), repository="dockerscope-test/throwaway", tag="tmp")
-    image_id = json.loads(result.splitlines()[-1])["status"]
-    yield image_id
-    with contextlib.suppress(docker.errors.NotFound):
-        api.remove_image(image_id, force=True)
 
 
 # --- the container list --------------------------------------------------------------------------

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import tarfile
 from collections.abc import AsyncIterator, Iterator
 
 import docker
@@ -14,7 +10,7 @@ from rich.text import Text
 from textual.widgets.tree import TreeNode
 
 from apphelpers import SIZE, highlight_image, image_list, inspect_tree, layer_table, shown_names, tree_title, wait_until
-from conftest import APP_IMAGE, HUGE_IMAGE
+from conftest import APP_IMAGE, HUGE_IMAGE, THROWAWAY_IMAGE
 from dockerscope.service import DockerService
 from dockerscope.ui import DockerscopeApp, create_app
 
@@ -84,28 +80,15 @@ async def test_a_megabyte_label_and_ten_thousand_env_entries_stay_usable(app: Do
         assert app.focused is tree
 
 
-@pytest.fixture
-def doomed_image(api: docker.APIClient) -> Iterator[str]:
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as archive:
-        info = tarfile.TarInfo("doomed.txt")
-        archive.addfile(info, io.BytesIO(b""))
-    result = api.import_image_from_data(payload.getvalue(), repository="dockerscope-test/doomed", tag="1")
-    image_id = json.loads(result.splitlines()[-1])["status"]
-    yield image_id
-    with contextlib.suppress(docker.errors.NotFound):
-        api.remove_image(image_id, force=True)
-
-
 async def test_an_image_deleted_while_shown_moves_the_cursor_to_its_neighbour(
-    app: DockerscopeApp, api: docker.APIClient, doomed_image: str
+    app: DockerscopeApp, api: docker.APIClient, throwaway_image: str
 ) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await highlight_image(pilot, app, "dockerscope-test/doomed:1")
+        await highlight_image(pilot, app, THROWAWAY_IMAGE)
         row = image_list(app).cursor_row
-        api.remove_image(doomed_image, force=True)
+        api.remove_image(throwaway_image, force=True)
         await pilot.press("r")
-        await wait_until(pilot, lambda: "dockerscope-test/doomed:1" not in shown_names(app))
+        await wait_until(pilot, lambda: THROWAWAY_IMAGE not in shown_names(app))
         neighbour = image_list(app).highlighted_item
         assert neighbour is not None
         assert image_list(app).cursor_row == min(row, image_list(app).row_count - 1)

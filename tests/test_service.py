@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import multiprocessing
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +38,6 @@ def _saved_config(api: docker.APIClient, image: str) -> dict[str, Any]:
     with tarfile.open(fileobj=buffer) as archive:
         manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
         return json.load(archive.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def scratch_image(api: docker.APIClient) -> Iterator[str]:
-    """A one-file image imported for this test and removed afterwards."""
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as archive:
-        info = tarfile.TarInfo("scratch.txt")
-        data = os.urandom(16).hex().encode()
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    result = api.import_image_from_data(payload.getvalue(), repository="dockerscope-test/scratch", tag="tmp")
-    image_id = json.loads(result.splitlines()[-1])["status"]
-    yield image_id
-    with contextlib.suppress(docker.errors.NotFound):
-        api.remove_image(image_id, force=True)
 
 
 async def test_snapshot_lists_every_image_with_all_tags(service: DockerService, api: docker.APIClient) -> None:
@@ -184,13 +166,13 @@ async def test_details_are_cached_per_image_until_its_tags_change(
 
 
 async def test_an_image_removed_meanwhile_is_reported_as_not_found(
-    service: DockerService, api: docker.APIClient, scratch_image: str
+    service: DockerService, api: docker.APIClient, throwaway_image: str
 ) -> None:
-    summary = _summary(await service.snapshot(), scratch_image)
-    api.remove_image(scratch_image, force=True)
+    summary = _summary(await service.snapshot(), throwaway_image)
+    api.remove_image(throwaway_image, force=True)
     with pytest.raises(ObjectNotFound):
         await service.image_detail(summary)
-    assert all(image.id != scratch_image for image in (await service.snapshot()).images)
+    assert all(image.id != throwaway_image for image in (await service.snapshot()).images)
 
 
 @pytest.mark.parametrize(
