@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
-from apphelpers import image_list, inspect_tree, layer_table, wait_until
+from apphelpers import inspect_tree, layer_table, wait_until
 from dockerscope import clock
 from dockerscope.service import Connection, DockerService
 from dockerscope.ui import DockerscopeApp, create_app
@@ -43,7 +44,9 @@ def recorded_app(short_tmp: Path) -> Iterator[DockerscopeApp]:
 async def _loaded(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, DockerscopeApp)
-    await wait_until(pilot, lambda: image_list(app).row_count > 0 and layer_table(app).row_count > 0)
+    summary = app.explorer.query_one("#layer-summary", Static)
+    # Sharing and the base image arrive after the layers: wait for them, or the picture depends on timing.
+    await wait_until(pilot, lambda: layer_table(app).row_count > 0 and "unique" in summary.render().plain)
     await pilot.pause()
 
 

@@ -164,7 +164,6 @@ class DockerService:
                 host=self.host,
                 engine_version=str(version.get("Version", "?")),
                 api_version=str(self._api_version or version.get("ApiVersion", "?")),
-                os_type=str(version.get("Os", "")),
             )
         return self._daemon
 

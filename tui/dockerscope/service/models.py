@@ -14,7 +14,6 @@ class DaemonInfo:
     host: str
     engine_version: str
     api_version: str
-    os_type: str
 
 
 @dataclass(frozen=True)

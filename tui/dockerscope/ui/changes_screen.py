@@ -27,7 +27,10 @@ class ChangesScreen(ModalScreen[None]):
         self._writable = writable
 
     def compose(self) -> ComposeResult:
-        size = human_size(self._writable.size) if self._writable.size is not None else "unknown size"
+        writable = self._writable
+        size = human_size(writable.size) if writable.size is not None else "unknown size"
+        if writable.root_fs_size is not None:
+            size += f" (whole filesystem {human_size(writable.root_fs_size)})"
         title = Text.assemble(("Writable layer of ", "bold"))
         title.append_text(plain(self._container_name, style="bold"))
         title.append(f" · {size} · {changes_summary(self._writable)}")

@@ -24,6 +24,56 @@ def changes_summary(writable: WritableLayer) -> str:
     )
 
 
+COLUMNS = (
+    ("#", "number"),
+    ("Size", "size"),
+    ("Created", "created"),
+    ("Layer", "layer"),
+    ("Shared", "shared"),
+    ("Instruction", "instruction"),
+)
+
+
+def _boundary_cells(names: tuple[str, ...]) -> tuple[Text, ...]:
+    label = Text("── base image above this line: ", style="blue")
+    label.append_text(plain(", ".join(names), style="bold blue", max_chars=200))
+    label.append(" ──", style="blue")
+    return (Text("──", style="blue"), Text(""), Text(""), Text(""), Text(""), label)
+
+
+def _history_cells(row: LayerRow, context: ImageContext | None, is_base: bool) -> tuple[Text, ...]:
+    style = "dim" if row.kind is LayerKind.EMPTY else ""
+    if row.kind is LayerKind.UNKNOWN or (row.kind is LayerKind.LAYER and not row.diff_id):
+        layer = Text("?", style="yellow")
+    elif row.diff_id:
+        layer = Text(row.short_diff_id, style="cyan")
+    else:
+        layer = Text("—", style="dim")
+    shared = Text("")
+    if context is not None and row.chain_id:
+        others = len(context.sharers.get(row.chain_id, ()))
+        shared = Text(f"{others} other" if others else "only here", style="" if others else "dim")
+    return (
+        Text(str(row.number), style="blue" if is_base else style, justify="right"),
+        Text(human_size(row.size), style=style, justify="right"),
+        Text(relative_time(row.created), style=style),
+        layer,
+        shared,
+        plain(row.instruction, style=style, max_chars=300),
+    )
+
+
+def _writable_cells(writable: WritableLayer) -> tuple[Text, ...]:
+    return (
+        Text("RW", style="bold magenta"),
+        Text(human_size(writable.size) if writable.size is not None else "?", style="bold magenta"),
+        Text(""),
+        Text("writable", style="bold magenta"),
+        Text(""),
+        Text(f"container layer: {changes_summary(writable)}", style="magenta"),
+    )
+
+
 class LayerTable(DataTable[Text]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "choose", "Details", id="layers.details"),
@@ -41,18 +91,17 @@ class LayerTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
         self._rows: dict[str, LayerRow] = {}
-        self._has_writable = False
 
     def on_mount(self) -> None:
-        self._add_columns()
+        self._add_columns([])
 
-    def _add_columns(self) -> None:
-        self.add_column("#", key="number")
-        self.add_column("Size", key="size")
-        self.add_column("Created", key="created")
-        self.add_column("Layer", key="layer")
-        self.add_column("Shared", key="shared")
-        self.add_column("Instruction", key="instruction")
+    def _add_columns(self, rows: list[tuple[str, tuple[Text, ...]]]) -> None:
+        """Columns sized to their content. Widths are set explicitly: the table's own automatic
+        widths were seen stuck at the header's width when the table is rebuilt twice in a row
+        (details, then sharing a moment later)."""
+        for position, (label, key) in enumerate(COLUMNS):
+            width = max([len(label), *(cells[position].cell_len for _, cells in rows)])
+            self.add_column(label, key=key, width=width)
 
     def show_stack(
         self,
@@ -60,64 +109,27 @@ class LayerTable(DataTable[Text]):
         context: ImageContext | None = None,
         writable: WritableLayer | None = None,
     ) -> None:
-        # Columns are rebuilt too: their widths must fit the new rows, not the last image's.
-        cursor = self.cursor_row
-        self.clear(columns=True)
-        self._add_columns()
+        rows: list[tuple[str, tuple[Text, ...]]] = []
         self._rows = {}
-        self._has_writable = writable is not None
         if stack is not None:
             base = context.base if context else None
+            base_entries = base.history_count if base and base.history_count else 0
             for index, row in enumerate(stack.rows):
-                if base and base.history_count is not None and index == base.history_count:
-                    self._add_boundary(base.names)
-                self._add_history_row(
-                    row, context, is_base=bool(base and base.history_count and index < base.history_count)
-                )
+                if base is not None and base_entries and index == base_entries:
+                    rows.append((BASE_BOUNDARY_KEY, _boundary_cells(base.names)))
+                self._rows[str(row.number)] = row
+                rows.append((str(row.number), _history_cells(row, context, is_base=index < base_entries)))
         if writable is not None:
-            self.add_row(
-                Text("RW", style="bold magenta"),
-                Text(human_size(writable.size) if writable.size is not None else "?", style="bold magenta"),
-                Text(""),
-                Text("writable", style="bold magenta"),
-                Text(""),
-                Text(f"container layer: {changes_summary(writable)}", style="magenta"),
-                key=WRITABLE_KEY,
-            )
+            rows.append((WRITABLE_KEY, _writable_cells(writable)))
+        cursor = self.cursor_row
+        self.clear(columns=True)
+        self._add_columns(rows)
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if writable is not None:
             self.move_cursor(row=self.row_count - 1, scroll=True)
         elif 0 < cursor < self.row_count:
             self.move_cursor(row=cursor)
-
-    def _add_boundary(self, names: tuple[str, ...]) -> None:
-        label = Text("── base image above this line: ", style="blue")
-        label.append_text(plain(", ".join(names), style="bold blue", max_chars=200))
-        label.append(" ──", style="blue")
-        self.add_row(Text("──", style="blue"), Text(""), Text(""), Text(""), Text(""), label, key=BASE_BOUNDARY_KEY)
-
-    def _add_history_row(self, row: LayerRow, context: ImageContext | None, is_base: bool) -> None:
-        style = "dim" if row.kind is LayerKind.EMPTY else ""
-        if row.kind is LayerKind.UNKNOWN or (row.kind is LayerKind.LAYER and not row.diff_id):
-            layer = Text("?", style="yellow")
-        elif row.diff_id:
-            layer = Text(row.short_diff_id, style="cyan")
-        else:
-            layer = Text("—", style="dim")
-        shared = Text("")
-        if context is not None and row.chain_id:
-            others = len(context.sharers.get(row.chain_id, ()))
-            shared = Text(f"{others} other" if others else "only here", style="" if others else "dim")
-        number = Text(str(row.number), style="blue" if is_base else style, justify="right")
-        key = str(row.number)
-        self._rows[key] = row
-        self.add_row(
-            number,
-            Text(human_size(row.size), style=style, justify="right"),
-            Text(relative_time(row.created), style=style),
-            layer,
-            shared,
-            plain(row.instruction, style=style, max_chars=300),
-            key=key,
-        )
 
     def action_choose(self) -> None:
         if not self.row_count:
