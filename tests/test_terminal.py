@@ -66,6 +66,16 @@ class Terminal:
                 continue
         raise AssertionError(f"{what}: the app never reacted to {key!r}:\n{self.screen()}")
 
+    def quit_once_reading_keys(self, wait: float) -> tuple[str, float]:
+        """Open and close the help screen (the handshake that the app reads keys), press q, and
+        return the screen with the exit marker and the seconds q took."""
+        self.toggle_until("?", lambda s: "dockerscope keys" in s, "the help screen")
+        self.toggle_until("Escape", lambda s: "dockerscope keys" not in s, "the help screen closed")
+        started = time.monotonic()
+        self.keys("q")
+        screen = self.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=wait)
+        return screen, time.monotonic() - started
+
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
 
@@ -110,12 +120,8 @@ def test_no_daemon_is_explained_and_q_quits_cleanly(terminal: Terminal) -> None:
     screen = terminal.wait_for(lambda s: "Cannot reach the Docker daemon" in s, "the connection screen")
     assert "unix:///nonexistent/docker.sock" in screen
     assert "the socket does not exist" in screen
-    terminal.toggle_until("?", lambda s: "dockerscope keys" in s, "the help screen")
-    terminal.toggle_until("Escape", lambda s: "dockerscope keys" not in s, "the help screen closed")
-    started = time.monotonic()
-    terminal.keys("q")
-    screen = terminal.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=5)
-    assert time.monotonic() - started < 3
+    screen, seconds = terminal.quit_once_reading_keys(wait=5)
+    assert seconds < 3
     assert "DOCKERSCOPE-EXIT=0" in screen
     assert "Traceback" not in screen
 
@@ -151,11 +157,7 @@ def silent_daemon(short_tmp: Path) -> Iterator[str]:
 def test_q_quits_at_once_while_a_request_hangs(terminal: Terminal, silent_daemon: str) -> None:
     terminal.start(f"{_command()} --host {silent_daemon}", {"TERM": "xterm-256color"})
     terminal.wait_for(lambda s: "connecting" in s, "the explorer waiting for the daemon")
-    terminal.toggle_until("?", lambda s: "dockerscope keys" in s, "the help screen")
-    terminal.toggle_until("Escape", lambda s: "dockerscope keys" not in s, "the help screen closed")
-    started = time.monotonic()
-    terminal.keys("q")
-    screen = terminal.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=8)
+    screen, seconds = terminal.quit_once_reading_keys(wait=8)
     # The hung request has a 10 s timeout; quitting must not wait for it.
-    assert time.monotonic() - started < 3
+    assert seconds < 3
     assert "DOCKERSCOPE-EXIT=0" in screen
