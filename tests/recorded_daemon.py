@@ -24,20 +24,34 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     responses: Mapping[str, Any]
     requests_seen: list[str]
+    closing: threading.Event
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         path = _VERSION_PREFIX.sub("", unquote(self.path.split("?", 1)[0]))
         self.server.requests_seen.append(path)
         if path == "/_ping":
             self._send(200, "OK", "text/plain")
+        elif path == "/events":
+            self._hold_event_stream()
         elif path in self.server.responses:
             self._send(200, json.dumps(self.server.responses[path]), "application/json")
         else:
             self._send(404, json.dumps({"message": f"No such object: {path}"}), "application/json")
+
+    def _hold_event_stream(self) -> None:
+        """An event stream on which nothing happens, open until the daemon stops (as a real one)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        self.server.closing.wait()
+        self.close_connection = True
 
     def _send(self, status: int, body: str, content_type: str) -> None:
         data = body.encode()
@@ -60,6 +74,7 @@ class RecordedDaemon:
         self._server = _Server(str(socket_path), _Handler)
         self._server.responses = responses
         self._server.requests_seen = []
+        self._server.closing = threading.Event()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -75,6 +90,7 @@ class RecordedDaemon:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._server.closing.set()
         self._server.shutdown()
         self._server.server_close()
 

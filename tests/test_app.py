@@ -48,7 +48,7 @@ async def test_image_list_shows_every_image_with_tags_size_and_status(
         status = app.explorer.query_one("#status", Static).render().plain
         assert api.version()["Version"] in status
         assert f"{len(expected)} images" in status
-        assert "connected" in status
+        assert "● live" in status
 
 
 async def test_s_cycles_the_sort_order(app: DockerscopeApp) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,47 +12,7 @@ from apphelpers import SIZE, image_list, wait_until
 from dockerscope.service import Connection, DockerService
 from dockerscope.ui import create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
-
-
-class SocketProxy:
-    """A unix socket that forwards to the real daemon while it is open: a daemon we can start and
-    stop in the middle of a test."""
-
-    def __init__(self, path: Path, daemon_socket: str) -> None:
-        self.path = path
-        self._daemon_socket = daemon_socket
-        self._server: asyncio.AbstractServer | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for pipe in self._pipes:
-            pipe.cancel()
-        await self._server.wait_closed()
-        self.path.unlink(missing_ok=True)
-
-    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        daemon_reader, daemon_writer = await asyncio.open_unix_connection(self._daemon_socket)
-
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            finally:
-                writer.close()
-
-        tasks = [
-            asyncio.ensure_future(pipe(client_reader, daemon_writer)),
-            asyncio.ensure_future(pipe(daemon_reader, client_writer)),
-        ]
-        self._pipes.update(tasks)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._pipes.difference_update(tasks)
+from socket_proxy import SocketProxy
 
 
 @pytest.fixture
@@ -88,7 +47,7 @@ async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_ap
         await proxy.start()
         await wait_until(pilot, lambda: app.screen is app.explorer and image_list(app).row_count > 0)
         status = app.explorer.query_one("#status", Static).render().plain
-        assert "connected" in status
+        assert "● live" in status
 
         await proxy.stop()
         await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))

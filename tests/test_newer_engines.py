@@ -23,7 +23,7 @@ def docker29(short_tmp: Path) -> Iterator[DockerService]:
         service = DockerService(Connection(host=daemon.url, source="test", client_kwargs={"base_url": daemon.url}))
         yield service
         service.close()
-        assert all(path.startswith(("/version", "/images", "/containers")) for path in daemon.requests_seen)
+        assert all(path.startswith(("/version", "/events", "/images", "/containers")) for path in daemon.requests_seen)
 
 
 async def test_the_service_reads_a_docker_29_daemon(docker29: DockerService) -> None:

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 from dockerscope import __version__
 
+# With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
+DEFAULT_INTERVAL = 30.0
+
 
 def _positive_seconds(text: str) -> float:
     try:
@@ -35,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval",
         metavar="SECONDS",
         type=_positive_seconds,
-        default=2.0,
-        help="poll interval in seconds (default: 2)",
+        default=DEFAULT_INTERVAL,
+        help="seconds between full polls, a safety net behind the daemon's event stream "
+        f"(default: {DEFAULT_INTERVAL:g}; every 2 s at most while the stream is down)",
     )
     return parser
 

@@ -16,6 +16,7 @@ from dockerscope.service.models import (
     ContainerDetail,
     ContainerSummary,
     DaemonInfo,
+    EventBatch,
     ImageContext,
     ImageDetail,
     ImageSummary,
@@ -24,11 +25,14 @@ from dockerscope.service.models import (
     LayerStack,
     MappingQuality,
     Snapshot,
+    WatchUpdate,
     WritableLayer,
 )
 from dockerscope.service.sharing import chain_ids
+from dockerscope.service.watcher import RETRY_SECONDS, Watcher
 
 __all__ = [
+    "RETRY_SECONDS",
     "BaseImage",
     "Change",
     "ChangeKind",
@@ -40,6 +44,7 @@ __all__ = [
     "DaemonUnreachable",
     "DockerService",
     "DockerServiceError",
+    "EventBatch",
     "ImageContext",
     "ImageDetail",
     "ImageSummary",
@@ -49,6 +54,8 @@ __all__ = [
     "MappingQuality",
     "ObjectNotFound",
     "Snapshot",
+    "WatchUpdate",
+    "Watcher",
     "WritableLayer",
     "chain_ids",
     "map_history",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from dockerscope.service.errors import (
     DockerServiceError,
     ObjectNotFound,
 )
+from dockerscope.service.events import WATCHED_TYPES, EventStream
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
     BaseImage,
@@ -30,6 +32,7 @@ from dockerscope.service.models import (
     ContainerDetail,
     ContainerSummary,
     DaemonInfo,
+    EventBatch,
     ImageContext,
     ImageDetail,
     ImageSummary,
@@ -53,6 +56,11 @@ DETAIL_CACHE_SIZE = 64
 # Image inspects run at most this many at a time for a context, leaving a worker of the pool free
 # so a poll or a detail the user asked for is not queued behind them all.
 CONTEXT_CONCURRENCY = 3
+# An event burst touching more images than this lists them all in one request instead.
+MAX_IMAGE_INSPECTS = 16
+_TIMESTAMP = re.compile(
+    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<zone>[Zz]|[+-]\d{2}:\d{2})$"
+)
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 _PERMISSION = re.compile(r"permission denied|errno 13\b", re.IGNORECASE)
 _REASONS = (
@@ -111,19 +119,22 @@ class DockerService:
     def _count_request(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._request_count += 1
 
+    def _new_client(self) -> docker.APIClient:
+        with self._clients_lock:
+            version = self._api_version or "auto"
+        client = docker.APIClient(version=version, timeout=self.timeout, **self.connection.client_kwargs)
+        client.hooks["response"].append(self._count_request)
+        if version == "auto":
+            self._request_count += 1  # the handshake ran before the hook was attached
+        with self._clients_lock:
+            self._api_version = client.api_version
+            self._clients.append(client)
+        return client
+
     def _client(self) -> docker.APIClient:
         client: docker.APIClient | None = getattr(self._local, "client", None)
         if client is None:
-            with self._clients_lock:
-                version = self._api_version or "auto"
-            client = docker.APIClient(version=version, timeout=self.timeout, **self.connection.client_kwargs)
-            client.hooks["response"].append(self._count_request)
-            if version == "auto":
-                self._request_count += 1  # the handshake ran before the hook was attached
-            with self._clients_lock:
-                self._api_version = client.api_version
-                self._clients.append(client)
-            self._local.client = client
+            client = self._local.client = self._new_client()
         return client
 
     def _forget_clients(self) -> None:
@@ -180,18 +191,80 @@ class DockerService:
             self._run(lambda client: client.images()),
             self._run(lambda client: client.containers(all=True)),
         )
-        users: dict[str, int] = {}
-        for container in containers:
-            image_id = str(container.get("ImageID") or "")
-            users[image_id] = users.get(image_id, 0) + 1
+        return self._publish(daemon, map(_image_summary, images), map(_container_summary, containers))
+
+    def _publish(
+        self, daemon: DaemonInfo, images: Iterable[ImageSummary], containers: Iterable[ContainerSummary]
+    ) -> Snapshot:
+        """The new latest snapshot, each image's container count taken from the containers."""
+        container_list = tuple(containers)
+        users = Counter(container.image_id for container in container_list)
         snapshot = Snapshot(
             daemon=daemon,
-            images=tuple(_image_summary(raw, users) for raw in images),
-            containers=tuple(_container_summary(raw) for raw in containers),
+            images=tuple(
+                image if image.containers == users[image.id] else replace(image, containers=users[image.id])
+                for image in images
+            ),
+            containers=container_list,
             taken_at=clock.utc_now(),
         )
         self._latest = snapshot
         return snapshot
+
+    async def refresh(self, batch: EventBatch) -> Snapshot:
+        """Apply what a burst of events touched to the latest snapshot: the touched containers in
+        one filtered list request, each touched image by one inspect, the whole image list only
+        when an event did not name images by id or named too many. A full poll if there is no
+        snapshot yet."""
+        latest = self._latest
+        if latest is None:
+            return await self.snapshot()
+        images = {image.id: image for image in latest.images}
+        containers = {container.id: container for container in latest.containers}
+        image_ids = sorted(batch.image_ids)
+        whole_image_list = batch.all_images or len(image_ids) > MAX_IMAGE_INSPECTS
+
+        async def fetch_containers() -> None:
+            if not batch.container_ids:
+                return
+            ids = sorted(batch.container_ids)
+            listed = await self._run(lambda client: client.containers(all=True, filters={"id": ids}))
+            fresh = {summary.id: summary for summary in map(_container_summary, listed)}
+            for container_id in ids:
+                if container_id in fresh:
+                    containers[container_id] = fresh[container_id]
+                else:
+                    containers.pop(container_id, None)
+
+        async def fetch_image(image_id: str) -> bool:
+            """Refresh one image in place; False when the daemon knows it by another id."""
+            try:
+                inspect = await self._run(lambda client: client.inspect_image(image_id))
+            except ObjectNotFound:
+                images.pop(image_id, None)
+                return True
+            if inspect.get("Id") != image_id:
+                return False
+            images[image_id] = _image_from_inspect(inspect)
+            return True
+
+        found = await asyncio.gather(
+            fetch_containers(), *(() if whole_image_list else (fetch_image(image_id) for image_id in image_ids))
+        )
+        if whole_image_list or not all(found[1:]):
+            raw_images = await self._run(lambda client: client.images())
+            images = {summary.id: summary for summary in (_image_summary(raw) for raw in raw_images)}
+        return self._publish(latest.daemon, images.values(), containers.values())
+
+    def open_event_stream(self) -> EventStream:
+        """Subscribe to image and container events. Blocking: call it, and iterate the stream, in a
+        thread of its own; the stream holds its connection on a client of its own until closed."""
+        try:
+            client = self._new_client()
+            stream = client.events(decode=True, filters={"type": list(WATCHED_TYPES)})
+        except (DockerException, requests.RequestException, OSError) as exc:
+            raise self._translate(exc) from exc
+        return EventStream(stream, client)
 
     async def image_detail(self, image: ImageSummary) -> ImageDetail:
         """Inspect and history of one image, cached by id and tags (only tags change on an id)."""
@@ -354,16 +427,47 @@ def _created(raw: Mapping[str, Any]) -> datetime | None:
     return None
 
 
-def _image_summary(raw: Mapping[str, Any], users: Mapping[str, int]) -> ImageSummary:
-    image_id = str(raw.get("Id") or "")
-    tags = tuple(str(tag) for tag in raw.get("RepoTags") or () if tag and tag != "<none>:<none>")
+def _tags(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(tag) for tag in raw.get("RepoTags") or () if tag and tag != "<none>:<none>")
+
+
+def _image_summary(raw: Mapping[str, Any]) -> ImageSummary:
+    """An image list entry; its container count is filled in by `_publish`."""
     return ImageSummary(
-        id=image_id,
-        tags=tags,
+        id=str(raw.get("Id") or ""),
+        tags=_tags(raw),
         created=_created(raw),
         size=max(int(raw.get("Size") or 0), 0),
-        containers=users.get(image_id, 0),
+        containers=0,
     )
+
+
+def _image_from_inspect(inspect: Mapping[str, Any]) -> ImageSummary:
+    """The list entry of an image, from its inspect document (same fields, Created in RFC 3339)."""
+    return ImageSummary(
+        id=str(inspect.get("Id") or ""),
+        tags=_tags(inspect),
+        # Whole seconds, as the image list gives them.
+        created=created.replace(microsecond=0) if (created := parse_timestamp(inspect.get("Created"))) else None,
+        size=max(int(inspect.get("Size") or 0), 0),
+        containers=0,
+    )
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An RFC 3339 time as the daemon writes it (nanoseconds, `Z`); None for the zero time."""
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP.match(value)
+    if match is None:
+        return None
+    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+    zone = "+00:00" if match["zone"] in ("Z", "z") else match["zone"]
+    try:
+        parsed = datetime.fromisoformat(f"{match['base']}.{fraction}{zone}")
+    except ValueError:
+        return None
+    return parsed if parsed.year > 1 else None
 
 
 def _container_summary(raw: Mapping[str, Any]) -> ContainerSummary:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dockerscope.service.errors import DockerServiceError
+
 
 @dataclass(frozen=True)
 class DaemonInfo:
@@ -74,6 +76,41 @@ class Snapshot:
     @property
     def running_count(self) -> int:
         return sum(1 for container in self.containers if container.state == "running")
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """What a burst of daemon events touched: refresh these and nothing else.
+
+    `all_images` asks for the whole image list again: an event named an image by something other
+    than its id (a pull names a reference), or touched too many images to inspect one by one.
+    """
+
+    image_ids: frozenset[str] = frozenset()
+    container_ids: frozenset[str] = frozenset()
+    all_images: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.image_ids or self.container_ids or self.all_images)
+
+    def __or__(self, other: EventBatch) -> EventBatch:
+        return EventBatch(
+            image_ids=self.image_ids | other.image_ids,
+            container_ids=self.container_ids | other.container_ids,
+            all_images=self.all_images or other.all_images,
+        )
+
+
+@dataclass(frozen=True)
+class WatchUpdate:
+    """One step of the watcher: a fresh snapshot or the error that prevented it.
+
+    `live` tells whether the event stream is connected (changes show at once) or dockerscope is
+    polling while it reconnects."""
+
+    snapshot: Snapshot | None
+    error: DockerServiceError | None
+    live: bool
 
 
 class LayerKind(enum.Enum):

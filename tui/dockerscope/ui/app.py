@@ -1,14 +1,13 @@
-"""The Textual application: polls the service and routes results to the screens."""
+"""The Textual application: runs the watcher and routes what it learns to the screens."""
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from dockerscope.service import DockerService, DockerServiceError
+from dockerscope.service import RETRY_SECONDS, DockerService, DockerServiceError, Watcher
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
@@ -17,11 +16,8 @@ from dockerscope.ui.help_screen import HelpScreen
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_table import LayerTable
-from dockerscope.ui.messages import DaemonFailed, SnapshotReady
+from dockerscope.ui.messages import WatchUpdated
 from dockerscope.ui.object_list import ObjectList
-
-# While the daemon is unreachable, retry at least this often.
-MAX_RETRY_SECONDS = 2.0
 
 
 class DockerscopeApp(App[None]):
@@ -41,59 +37,44 @@ class DockerscopeApp(App[None]):
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
 
-    def __init__(self, service: DockerService, interval: float = 2.0) -> None:
+    def __init__(self, service: DockerService, interval: float) -> None:
         super().__init__()
         self.service = service
-        self.interval = interval
+        self.watcher = Watcher(service, interval)
         self.explorer = ExplorerScreen(service)
-        self._polling = False
-        self._last_poll = 0.0
         self._connection_screen: ConnectionScreen | None = None
 
     def on_mount(self) -> None:
         self.push_screen(self.explorer)
-        self.set_interval(min(self.interval, MAX_RETRY_SECONDS), self._tick)
-        self.action_refresh()
+        self.run_worker(self._watch(), group="watch", exclusive=True)
 
-    def _tick(self) -> None:
-        """Poll at the chosen interval; while disconnected, retry at least every 2 s."""
-        if self._connection_screen is not None or time.monotonic() - self._last_poll >= self.interval - 0.01:
-            self.action_refresh()
+    async def _watch(self) -> None:
+        async for update in self.watcher.updates():
+            self.post_message(WatchUpdated(update))
 
     def action_refresh(self) -> None:
-        if self._polling:
-            return
-        self._polling = True
-        self._last_poll = time.monotonic()
-        self.run_worker(self._poll(), group="poll")
+        self.watcher.poll_now()
 
-    async def _poll(self) -> None:
-        try:
-            snapshot = await self.service.snapshot()
-        except DockerServiceError as error:
-            self.post_message(DaemonFailed(error))
-        else:
-            self.post_message(SnapshotReady(snapshot))
-        finally:
-            self._polling = False
-
-    def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        if not self.is_running:  # a poll that finished while the app shuts down
+    def on_watch_updated(self, message: WatchUpdated) -> None:
+        if not self.is_running:  # an update that arrived while the app shuts down
             return
+        update = message.update
+        if update.error is not None:
+            self._show_failure(update.error)
+            return
+        assert update.snapshot is not None
         if self._connection_screen is not None:
             self._connection_screen = None
             self.pop_screen()
-        self.explorer.show_snapshot(message.snapshot)
+        self.explorer.show_snapshot(update.snapshot, live=update.live)
 
-    def on_daemon_failed(self, message: DaemonFailed) -> None:
-        if not self.is_running:
-            return
-        self.explorer.show_problem(message.error)
+    def _show_failure(self, error: DockerServiceError) -> None:
+        self.explorer.show_problem(error)
         if self._connection_screen is None:
-            self._connection_screen = ConnectionScreen(message.error, min(self.interval, MAX_RETRY_SECONDS))
+            self._connection_screen = ConnectionScreen(error, min(self.watcher.interval, RETRY_SECONDS))
             self.push_screen(self._connection_screen)
         else:
-            self._connection_screen.show_error(message.error)
+            self._connection_screen.show_error(error)
 
     def action_focus_pane(self, pane: str) -> None:
         if self.screen is self.explorer:
@@ -118,9 +99,11 @@ class DockerscopeApp(App[None]):
         )
 
     def on_unmount(self) -> None:
+        self.watcher.stop()
         self.service.close()
 
 
-def create_app(service: DockerService, interval: float = 2.0) -> DockerscopeApp:
-    """Build the app around a service, so tests can hand it any daemon."""
+def create_app(service: DockerService, interval: float) -> DockerscopeApp:
+    """Build the app around a service, so tests can hand it any daemon. `interval`: seconds between
+    the safety-net polls while the event stream is up."""
     return DockerscopeApp(service, interval=interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import ClassVar
 
 from rich.text import Text
@@ -56,6 +57,7 @@ class ExplorerScreen(Screen[None]):
         self._image_detail: ImageDetail | None = None
         self._container_detail: ContainerDetail | None = None
         self._image_context: ImageContext | None = None
+        self._keep_view = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="lists"):
@@ -89,13 +91,17 @@ class ExplorerScreen(Screen[None]):
 
     # Data from the app's poll.
 
-    def show_snapshot(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-        self.query_one(StatusBar).show_snapshot(snapshot)
+    def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
+        previous, self._snapshot = self._snapshot, snapshot
+        self.query_one(StatusBar).show_snapshot(snapshot, live)
         containers = self.query_one(ContainerList)
         containers.set_image_names({image.id: image.name for image in snapshot.images if image.tags})
         self.query_one(ImageList).show_items(snapshot.images)
         containers.show_items(snapshot.containers)
+        images_changed = previous is not None and _image_ids(previous) != _image_ids(snapshot)
+        if images_changed and self._image_detail is not None and self._image_context is not None:
+            # Images came or went: what the image on show shares may have changed.
+            self.run_worker(self._reload_context(self._image_detail.id), group="context", exclusive=True)
 
     def show_problem(self, error: DockerServiceError) -> None:
         self.query_one(StatusBar).show_problem(error)
@@ -162,10 +168,16 @@ class ExplorerScreen(Screen[None]):
     # The detail panes follow the subject.
 
     def _select(self, subject: Subject | None) -> None:
-        if subject == self._subject:
+        previous = self._subject
+        if subject == previous:
             return
         self._subject = subject
-        self._image_detail = self._container_detail = self._image_context = None
+        if subject is not None and previous is not None and _shows_the_same(previous, subject):
+            return  # e.g. a container's "Up 5 minutes" ticked on: its details are what they were
+        # A new version of the object on show (new tags, new state) keeps the panes' view.
+        self._keep_view = previous is not None and subject is not None and _same_object(previous, subject)
+        if not self._keep_view:
+            self._image_detail = self._container_detail = self._image_context = None
         if subject is None:
             self.query_one(InspectTree).show_document("nothing selected", None)
             self._show_layers()
@@ -182,13 +194,21 @@ class ExplorerScreen(Screen[None]):
             else:
                 image = await self._service.image_detail(subject)
                 self.post_message(DetailReady(image))
-            if image is not None and self._snapshot is not None:
-                summary = next((i for i in self._snapshot.images if i.id == image.id), None)
-                if summary is not None:
-                    context = await self._service.image_context(summary, self._snapshot)
-                    self.post_message(ContextReady(image.id, context))
+            if image is not None:
+                await self._load_context(image.id)
         except DockerServiceError as error:
             self.post_message(DetailFailed(subject.id, error))
+
+    async def _load_context(self, image_id: str) -> None:
+        snapshot = self._snapshot
+        summary = next((image for image in snapshot.images if image.id == image_id), None) if snapshot else None
+        if snapshot is not None and summary is not None:
+            self.post_message(ContextReady(image_id, await self._service.image_context(summary, snapshot)))
+
+    async def _reload_context(self, image_id: str) -> None:
+        """Work the sharing out again after images came or went; failures are the poll's to report."""
+        with contextlib.suppress(DockerServiceError):
+            await self._load_context(image_id)
 
     def _is_subject(self, object_id: str) -> bool:
         return self._subject is not None and self._subject.id == object_id
@@ -197,22 +217,22 @@ class ExplorerScreen(Screen[None]):
         if not isinstance(self._subject, ImageSummary) or not self._is_subject(message.detail.id):
             return
         self._image_detail = message.detail
-        self.query_one(InspectTree).show_document(self._subject.name, message.detail.inspect)
-        self._show_layers()
+        self.query_one(InspectTree).show_document(self._subject.name, message.detail.inspect, self._keep_view)
+        self._show_layers(keep_cursor=self._keep_view)
 
     def on_container_detail_ready(self, message: ContainerDetailReady) -> None:
         if not isinstance(self._subject, ContainerSummary) or not self._is_subject(message.detail.id):
             return
         self._container_detail = message.detail
         self._image_detail = message.detail.image
-        self.query_one(InspectTree).show_document(self._subject.name, message.detail.inspect)
-        self._show_layers()
+        self.query_one(InspectTree).show_document(self._subject.name, message.detail.inspect, self._keep_view)
+        self._show_layers(keep_cursor=self._keep_view)
 
     def on_context_ready(self, message: ContextReady) -> None:
         if self._image_detail is None or self._image_detail.id != message.image_id:
             return
         self._image_context = message.context
-        self._show_layers()
+        self._show_layers(keep_cursor=True)
 
     def on_detail_failed(self, message: DetailFailed) -> None:
         subject = self._subject
@@ -225,10 +245,12 @@ class ExplorerScreen(Screen[None]):
         self._show_layers()
         self.notify(reason, title="Could not load details", severity="warning")
 
-    def _show_layers(self) -> None:
+    def _show_layers(self, keep_cursor: bool = False) -> None:
         detail = self._image_detail
         writable = self._container_detail.writable if self._container_detail else None
-        self.query_one(LayerTable).show_stack(detail.layers if detail else None, self._image_context, writable)
+        self.query_one(LayerTable).show_stack(
+            detail.layers if detail else None, self._image_context, writable, keep_cursor=keep_cursor
+        )
         self.query_one("#layer-summary", Static).update(self._layer_summary())
 
     def _layer_summary(self) -> Text:
@@ -274,3 +296,21 @@ class ExplorerScreen(Screen[None]):
             ids = self._image_context.sharers.get(event.row.chain_id, ())
             sharers = [names.get(image_id, image_id.removeprefix("sha256:")[:12]) for image_id in ids]
         self.app.push_screen(LayerInfoScreen(event.row, sharers))
+
+
+def _same_object(one: Subject, other: Subject) -> bool:
+    return type(one) is type(other) and one.id == other.id
+
+
+def _shows_the_same(one: Subject, other: Subject) -> bool:
+    """Whether two versions of an object have the same details: an image's inspect changes with
+    its tags, a container's with its name and state (not with its status text or counts)."""
+    if isinstance(one, ImageSummary) and isinstance(other, ImageSummary):
+        return one.id == other.id and one.tags == other.tags
+    if isinstance(one, ContainerSummary) and isinstance(other, ContainerSummary):
+        return (one.id, one.name, one.state) == (other.id, other.name, other.state)
+    return False
+
+
+def _image_ids(snapshot: Snapshot) -> set[str]:
+    return {image.id for image in snapshot.images}

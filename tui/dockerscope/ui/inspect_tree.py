@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,10 +16,15 @@ from dockerscope.ui.json_labels import children_of, is_branch, label_for
 
 @dataclass
 class JsonNode:
-    """A value in the document; `built` turns true once its children are in the tree."""
+    """A value in the document under its key in the parent; `built` turns true once its children
+    are in the tree."""
 
     value: Any
+    key: str | None = None
     built: bool = False
+
+
+NodePath = tuple[str | None, ...]
 
 
 class InspectTree(Tree[JsonNode]):
@@ -39,8 +44,13 @@ class InspectTree(Tree[JsonNode]):
         self.show_root = True
         self.guide_depth = 3
 
-    def show_document(self, title: str, document: Mapping[str, Any] | None) -> None:
-        """Replace the tree with `document`, top level expanded."""
+    def show_document(self, title: str, document: Mapping[str, Any] | None, keep_view: bool = False) -> None:
+        """Replace the tree with `document`, top level expanded. With `keep_view` (a new version
+        of the same object's document), the nodes that were open are opened again and the cursor
+        and scroll position stay where they were."""
+        expanded = {_path(node) for node in _walk(self.root) if node.is_expanded} if keep_view else set()
+        cursor = _path(self.cursor_node) if keep_view and self.cursor_node is not None else None
+        scroll = self.scroll_y
         self.clear()
         self.root.set_label(plain(title, style="bold"))
         if document is None:
@@ -49,6 +59,22 @@ class InspectTree(Tree[JsonNode]):
         self.root.data = JsonNode(document)
         self._build_children(self.root)
         self.root.expand()
+        if keep_view:
+            self._reopen(self.root, expanded)
+            self.call_after_refresh(self._restore_position, cursor, scroll)
+
+    def _reopen(self, node: TreeNode[JsonNode], expanded: set[NodePath]) -> None:
+        for child in node.children:
+            if child.allow_expand and _path(child) in expanded:
+                self._build_children(child)
+                child.expand()
+                self._reopen(child, expanded)
+
+    def _restore_position(self, cursor: NodePath | None, scroll: float) -> None:
+        target = next((node for node in _walk(self.root) if _path(node) == cursor), None)
+        if target is not None and target.line >= 0:
+            self.move_cursor(target)
+        self.scroll_to(y=scroll, animate=False)
 
     def _build_children(self, node: TreeNode[JsonNode]) -> None:
         data = node.data
@@ -56,7 +82,7 @@ class InspectTree(Tree[JsonNode]):
             return
         data.built = True
         for key, value in children_of(data.value):
-            node.add(label_for(key, value), data=JsonNode(value), allow_expand=is_branch(value))
+            node.add(label_for(key, value), data=JsonNode(value, key), allow_expand=is_branch(value))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[JsonNode]) -> None:
         self._build_children(event.node)
@@ -74,3 +100,20 @@ class InspectTree(Tree[JsonNode]):
     def action_collapse_everything(self) -> None:
         self.root.collapse_all()
         self.root.expand()
+
+
+def _path(node: TreeNode[JsonNode]) -> NodePath:
+    """The keys from the root down to the node: names the same place in a new version of a document."""
+    keys: list[str | None] = []
+    current: TreeNode[JsonNode] | None = node
+    while current is not None and current.parent is not None:
+        keys.append(current.data.key if current.data else None)
+        current = current.parent
+    return tuple(reversed(keys))
+
+
+def _walk(node: TreeNode[JsonNode]) -> Iterator[TreeNode[JsonNode]]:
+    """The node and every node below it that is in the tree (built)."""
+    yield node
+    for child in node.children:
+        yield from _walk(child)

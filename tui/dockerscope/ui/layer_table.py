@@ -108,7 +108,11 @@ class LayerTable(DataTable[Text]):
         stack: LayerStack | None,
         context: ImageContext | None = None,
         writable: WritableLayer | None = None,
+        keep_cursor: bool = False,
     ) -> None:
+        """Show an image's layers (and a container's writable layer on top). `keep_cursor`: the
+        same object again, so the cursor stays on its row and the view does not move; otherwise
+        the cursor starts on the writable layer, if any."""
         rows: list[tuple[str, tuple[Text, ...]]] = []
         self._rows = {}
         if stack is not None:
@@ -121,12 +125,17 @@ class LayerTable(DataTable[Text]):
                 rows.append((str(row.number), _history_cells(row, context, is_base=index < base_entries)))
         if writable is not None:
             rows.append((WRITABLE_KEY, _writable_cells(writable)))
-        cursor = self.cursor_row
+        cursor, scroll = self.cursor_row, self.scroll_y
+        cursor_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value if self.row_count else None
         self.clear(columns=True)
         self._add_columns(rows)
         for key, cells in rows:
             self.add_row(*cells, key=key)
-        if writable is not None:
+        keys = [key for key, _ in rows]
+        if keep_cursor and cursor_key in keys:
+            self.move_cursor(row=keys.index(cursor_key), scroll=False)
+            self.call_after_refresh(self.scroll_to, y=scroll, animate=False)
+        elif writable is not None:
             self.move_cursor(row=self.row_count - 1, scroll=True)
         elif 0 < cursor < self.row_count:
             self.move_cursor(row=cursor)

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from dockerscope.service import ContainerDetail, DockerServiceError, ImageContext, ImageDetail, Snapshot
+from dockerscope.service import ContainerDetail, DockerServiceError, ImageContext, ImageDetail, WatchUpdate
 
 
-class SnapshotReady(Message):
-    def __init__(self, snapshot: Snapshot) -> None:
+class WatchUpdated(Message):
+    def __init__(self, update: WatchUpdate) -> None:
         super().__init__()
-        self.snapshot = snapshot
-
-
-class DaemonFailed(Message):
-    def __init__(self, error: DockerServiceError) -> None:
-        super().__init__()
-        self.error = error
+        self.update = update
 
 
 class DetailReady(Message):

@@ -1,7 +1,8 @@
 """A list of daemon objects (images, containers): rows keyed by id, sortable, filterable.
 
-Rows are keyed by object id, so the cursor stays on its object across refreshes; when the
-highlighted object disappears the cursor stays at the same height, on its neighbour."""
+Rows are keyed by object id and updated in place, so the cursor, the scroll position, the sort
+and the filter survive every refresh; when the highlighted object disappears the cursor stays at
+the same height, on its neighbour."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from dockerscope import clock
 Item = TypeVar("Item")
 
 MIN_FLEXIBLE_WIDTH = 16
+# More rows coming and going than this at once (a new filter, a prune) rebuild the table instead:
+# DataTable takes time proportional to the table to remove one row.
+MAX_IN_PLACE_CHANGES = 50
 
 
 class ObjectList(DataTable[Text], Generic[Item]):
@@ -59,6 +63,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._items: dict[str, Item] = {}
         self._shown: list[str] = []
+        self._rendered: dict[str, tuple[Text, ...]] = {}
         self._flexible_width = 0
         self.sort_order = self.SORT_ORDERS[0]
         self.filter_text = ""
@@ -114,6 +119,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self.clear(columns=True)
         self._add_columns()
         self._shown = []
+        self._rendered = {}
         self.refresh_rows(keep=highlighted)
 
     def show_items(self, items: Sequence[Item]) -> None:
@@ -132,6 +138,12 @@ class ObjectList(DataTable[Text], Generic[Item]):
         return True
 
     def refresh_rows(self, keep: Item | None = None) -> None:
+        """Show the listed objects in order, changing only the rows that changed.
+
+        Rows of objects that came or went are added or removed, rows whose cells changed are
+        updated, and the rows are put back in order; the table is rebuilt only when most of it
+        changes (a new filter). The cursor stays on its object at the same height on screen, or
+        when that object is gone, on its neighbour."""
         now = clock.utc_now()
         needle = self.filter_text.lower()
         wanted = sorted(
@@ -145,22 +157,65 @@ class ObjectList(DataTable[Text], Generic[Item]):
         keys = [self.item_key(item) for item in wanted]
         rows = {key: self.cells(item, now) for key, item in zip(keys, wanted, strict=True)}
         if keys == self._shown:
-            for key, cells in rows.items():
-                for (_, column, _), cell in zip(self.COLUMNS, cells, strict=True):
-                    self.update_cell(key, column, cell)
+            self._update_cells(rows)
             return
-        previous = keep or self.highlighted_item
-        previous_row = self.cursor_row
-        self.clear()
+        followed = self.item_key(keep) if keep is not None else self._highlighted_key()
+        old_row, old_scroll = self.cursor_row, self.scroll_y
+        shown = set(self._shown)
+        listed = set(keys)
+        if len(shown - listed) + len(listed - shown) > MAX_IN_PLACE_CHANGES:
+            self.clear()
+            for key in keys:
+                self.add_row(*rows[key], key=key)
+            self._rendered = rows
+        else:
+            for key in shown - listed:
+                self.remove_row(key)
+                del self._rendered[key]
+            self._update_cells({key: cells for key, cells in rows.items() if key in shown})
+            for key in keys:
+                if key not in shown:
+                    self.add_row(*rows[key], key=key)
+                    self._rendered[key] = rows[key]
+            if [key for key in self._shown if key in listed] + [key for key in keys if key not in shown] != keys:
+                self._sort_rows(keys)
         self._shown = keys
-        for key in keys:
-            self.add_row(*rows[key], key=key)
-        if previous is not None and self.item_key(previous) in rows:
-            self.move_cursor(row=keys.index(self.item_key(previous)), scroll=True)
-        elif keys:
-            self.move_cursor(row=min(max(previous_row, 0), len(keys) - 1), scroll=True)
+        if keys:
+            self._place_cursor(keys, followed, old_row, old_scroll)
         self.post_message(self.ViewChanged(self))
         self.post_message(self.Highlighted(self, self.highlighted_item))
+
+    def _highlighted_key(self) -> str | None:
+        return self._shown[self.cursor_row] if 0 <= self.cursor_row < len(self._shown) else None
+
+    def _update_cells(self, rows: dict[str, tuple[Text, ...]]) -> None:
+        """Update the cells that changed; `_rendered` keeps the cell objects the table holds."""
+        for key, cells in rows.items():
+            held = list(self._rendered[key])
+            for index, ((_, column, _), cell) in enumerate(zip(self.COLUMNS, cells, strict=True)):
+                if held[index] != cell:
+                    self.update_cell(key, column, cell)
+                    held[index] = cell
+            self._rendered[key] = tuple(held)
+
+    def _sort_rows(self, keys: list[str]) -> None:
+        """Put the rows in the order of `keys`. DataTable sorts by cell values, so map each row's
+        first cell (the very object the table holds) to its rank."""
+        rank = {id(self._rendered[key][0]): index for index, key in enumerate(keys)}
+        self.sort(self.COLUMNS[0][1], key=lambda first_cell: rank[id(first_cell)])
+
+    def _place_cursor(self, keys: list[str], followed: str | None, old_row: int, old_scroll: float) -> None:
+        """Keep the followed object under the cursor, at the same height on screen; if it is gone,
+        the cursor stays where it was, on the neighbour that took its place."""
+        if followed in keys:
+            row = keys.index(followed)
+            scroll = old_scroll + row - old_row
+        else:
+            row = min(max(old_row, 0), len(keys) - 1)
+            scroll = old_scroll
+        self.move_cursor(row=row, scroll=False)
+        # After the table has taken its new height, and after the cursor's own scroll into view.
+        self.call_after_refresh(self.scroll_to, y=scroll, animate=False)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

@@ -1,4 +1,4 @@
-"""The one-line status: daemon, versions, counts, last refresh and connection state."""
+"""The one-line status: live or polling, daemon, versions, counts, last update."""
 
 from __future__ import annotations
 
@@ -16,15 +16,19 @@ class StatusBar(Static):
         line.append_text(plain(host))
         self.update(line)
 
-    def show_snapshot(self, snapshot: Snapshot) -> None:
+    def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
+        """`live`: the event stream is up and changes show at once; else dockerscope polls."""
         daemon = snapshot.daemon
-        line = Text.assemble(("● connected", "green"))
+        if live:
+            line = Text.assemble(("● live", "green"))
+        else:
+            line = Text.assemble(("● polling", "yellow"), (" (event stream down, reconnecting)", "yellow"))
         line.append(" · ")
         line.append_text(plain(daemon.host))
         line.append_text(plain(f" · Docker {daemon.engine_version} (API {daemon.api_version})"))
         line.append(
             f" · {counted(len(snapshot.images), 'image')} · {counted(snapshot.container_count, 'container')}"
-            f" ({snapshot.running_count} running) · refreshed {snapshot.taken_at.astimezone():%H:%M:%S}"
+            f" ({snapshot.running_count} running) · updated {snapshot.taken_at.astimezone():%H:%M:%S}"
         )
         self.update(line)
 

@@ -1,0 +1,207 @@
+"""The watcher against the real daemon: changes arrive through the event stream, touch only what
+changed, come in coalesced bursts, and survive a dropped stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import tarfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from conftest import FIXTURE_IMAGES, TOOL_IMAGE
+from dockerscope.service import Connection, DockerService, EventBatch, Snapshot, Watcher, WatchUpdate
+from socket_proxy import SocketProxy
+
+BURST_LABEL = "dockerscope-test.burst"
+
+
+class Follower:
+    """Runs a watcher in the background and keeps every update it produced."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.updates: list[WatchUpdate] = []
+        self._task = asyncio.ensure_future(self._follow())
+
+    async def _follow(self) -> None:
+        async for update in self.watcher.updates():
+            self.updates.append(update)
+
+    async def until(self, condition: Callable[[Snapshot], bool], timeout: float = 5.0) -> Snapshot:
+        """The first snapshot from now on (or the latest one) that meets the condition."""
+        deadline = time.monotonic() + timeout
+        seen = max(len(self.updates) - 1, 0)
+        while time.monotonic() < deadline:
+            for update in self.updates[seen:]:
+                if update.snapshot is not None and condition(update.snapshot):
+                    return update.snapshot
+            seen = max(len(self.updates) - 1, 0)
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no snapshot met the condition within {timeout}s")
+
+    async def until_live(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.watcher.live and self.updates and self.updates[-1].live):
+            assert time.monotonic() < deadline, "the event stream did not come up"
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self.watcher.stop()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def following(service: DockerService) -> AsyncIterator[Follower]:
+    """A live watcher with no safety-net poll: whatever shows up came through the event stream.
+    (Not a fixture: the watcher must run on the test's own event loop.)"""
+    follower = Follower(Watcher(service, interval=3600))
+    try:
+        await follower.until_live()
+        yield follower
+    finally:
+        await follower.close()
+
+
+@pytest.fixture
+def extra_tag(api: docker.APIClient) -> Iterator[str]:
+    tag = "dockerscope-test/watched:now"
+    yield tag
+    with contextlib.suppress(docker.errors.NotFound):
+        api.remove_image(tag)
+
+
+def _tags(snapshot: Snapshot) -> set[str]:
+    return {tag for image in snapshot.images for tag in image.tags}
+
+
+async def test_an_outside_tag_arrives_through_the_event_stream_with_one_request(
+    service: DockerService, api: docker.APIClient, extra_tag: str
+) -> None:
+    async with following(service) as follower:
+        polls = len(follower.updates)
+        requests_before = service.request_count
+        api.tag(TOOL_IMAGE, *extra_tag.split(":"))
+        snapshot = await follower.until(lambda snapshot: extra_tag in _tags(snapshot))
+        tool = next(image for image in snapshot.images if extra_tag in image.tags)
+        assert TOOL_IMAGE in tool.tags
+        assert len(follower.updates) == polls + 1
+        assert service.request_count - requests_before == 1  # one inspect of the tagged image, no list
+
+        api.remove_image(extra_tag)
+        snapshot = await follower.until(lambda snapshot: extra_tag not in _tags(snapshot))
+        assert TOOL_IMAGE in _tags(snapshot)
+
+
+async def test_a_new_container_and_its_removal_arrive_and_update_the_image_count(
+    service: DockerService, api: docker.APIClient
+) -> None:
+    async with following(service) as follower:
+        tool_id = api.inspect_image(TOOL_IMAGE)["Id"]
+
+        def tool_users(snapshot: Snapshot) -> int:
+            return next(image.containers for image in snapshot.images if image.id == tool_id)
+
+        before = tool_users(follower.updates[-1].snapshot)  # type: ignore[arg-type]
+        container = api.create_container(
+            TOOL_IMAGE,
+            ["true"],
+            name="dockerscope-test-watched",
+            host_config=api.create_host_config(network_mode="none"),
+        )
+        try:
+            snapshot = await follower.until(lambda s: any(c.name == "dockerscope-test-watched" for c in s.containers))
+            assert next(c for c in snapshot.containers if c.id == container["Id"]).state == "created"
+            assert tool_users(snapshot) == before + 1
+        finally:
+            api.remove_container(container["Id"], force=True)
+        snapshot = await follower.until(lambda s: all(c.id != container["Id"] for c in s.containers))
+        assert tool_users(snapshot) == before
+
+
+def _labelled_image(api: docker.APIClient, number: int) -> str:
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as archive:
+        data = f"burst {number} {time.time_ns()}".encode()
+        info = tarfile.TarInfo("burst.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    result = api.import_image_from_data(
+        payload.getvalue(), repository="dockerscope-test/burst", tag=str(number), changes=[f"LABEL {BURST_LABEL}=1"]
+    )
+    return str(json.loads(result.splitlines()[-1])["status"])
+
+
+async def test_a_burst_of_events_is_coalesced_into_a_few_refreshes(
+    service: DockerService, api: docker.APIClient
+) -> None:
+    created: list[str] = []
+    try:
+        async with following(service) as follower:
+            created.extend(_labelled_image(api, number) for number in range(8))
+            await follower.until(lambda snapshot: set(created) <= {image.id for image in snapshot.images})
+            refreshes_before = len(follower.updates)
+            # One request deletes all eight: sixteen events (untag, delete) within milliseconds.
+            api.prune_images(filters={"dangling": False, "label": BURST_LABEL})
+            await follower.until(lambda snapshot: not set(created) & {image.id for image in snapshot.images})
+            refreshes = len(follower.updates) - refreshes_before
+            assert 1 <= refreshes <= 4, f"{refreshes} refreshes for one burst"
+    finally:
+        for image_id in created:
+            with contextlib.suppress(docker.errors.NotFound):
+                api.remove_image(image_id, force=True)
+
+
+async def test_refreshing_every_image_by_inspect_gives_what_the_image_list_gives(
+    service: DockerService, api: docker.APIClient
+) -> None:
+    polled = await service.snapshot()
+    ids = frozenset(api.inspect_image(image)["Id"] for image in FIXTURE_IMAGES)
+    refreshed = await service.refresh(EventBatch(image_ids=ids))
+    assert {image.id: image for image in refreshed.images if image.id in ids} == {
+        image.id: image for image in polled.images if image.id in ids
+    }
+    assert refreshed.containers == polled.containers
+
+
+async def test_a_dropped_event_stream_reconnects_and_catches_up(
+    docker_host: str, short_tmp: Path, api: docker.APIClient, extra_tag: str
+) -> None:
+    proxy = SocketProxy(short_tmp / "events.sock", docker_host.removeprefix("unix://"))
+    await proxy.start()
+    host = f"unix://{proxy.path}"
+    service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
+    follower = Follower(Watcher(service, interval=3600))
+    try:
+        await follower.until_live()
+        proxy.drop_connections()
+        # Changed while the stream is down: the full poll after reconnecting must bring it.
+        api.tag(TOOL_IMAGE, *extra_tag.split(":"))
+        await follower.until(lambda snapshot: extra_tag in _tags(snapshot))
+        await follower.until_live()
+        api.remove_image(extra_tag)
+        await follower.until(lambda snapshot: extra_tag not in _tags(snapshot))
+    finally:
+        await follower.close()
+        service.close()
+        await proxy.stop()
+
+
+async def test_stopping_ends_the_event_thread_at_once(service: DockerService) -> None:
+    before = set(threading.enumerate())
+    follower = Follower(Watcher(service, interval=3600))
+    await follower.until_live()
+    readers = [thread for thread in set(threading.enumerate()) - before if thread.name == "dockerscope-events"]
+    assert len(readers) == 1
+    await follower.close()
+    readers[0].join(timeout=2)  # benchmarks/ measures how fast; here: it ends, it does not hang
+    assert not readers[0].is_alive()

@@ -1,0 +1,208 @@
+"""Keeps a snapshot of the daemon fresh: its event stream for changes as they happen, a slow poll
+as a safety net.
+
+The stream is read in a daemon thread of its own, which hands each event to the event loop. The
+loop gathers what events touched and refreshes just that, at most once per `COALESCE_SECONDS`, so
+a burst (`docker rm` of fifty containers) costs a few small refreshes, not fifty. While the stream
+is down the watcher polls every `RETRY_SECONDS` and reconnects; once it is back, one full poll
+catches up with what happened meanwhile. Refreshes and polls run one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from dockerscope.service.docker_service import DockerService
+from dockerscope.service.errors import DockerServiceError
+from dockerscope.service.events import EventStream, event_batch
+from dockerscope.service.models import EventBatch, WatchUpdate
+
+# A refresh waits this long after the first event of a burst, for its siblings (create, start…).
+SETTLE_SECONDS = 0.01
+# Refreshes driven by events start at least this far apart; events in between are merged.
+COALESCE_SECONDS = 0.1
+# While the daemon or its event stream is unreachable, poll and reconnect this often.
+RETRY_SECONDS = 2.0
+# The first reconnect attempts come sooner: a stream dropped by a proxy is usually back at once.
+RECONNECT_DELAYS = (0.1, 0.5, 1.0)
+# How long the first poll waits for the event stream to open (it normally takes milliseconds).
+CONNECT_WAIT_SECONDS = 0.25
+
+
+class Watcher:
+    """Produces `WatchUpdate`s for as long as `updates()` is iterated."""
+
+    def __init__(self, service: DockerService, interval: float) -> None:
+        self.service = service
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._pending = EventBatch()
+        self._pending_since: float | None = None
+        self._full_poll_due = 0.0
+        self._poll_requested = True
+        self._stream: EventStream | None = None
+        self._stream_lock = threading.Lock()
+        self._stopped = False
+        self._live = False
+        self._connecting = False
+        self._reconnect_at = 0.0
+        self._reconnect_attempt = 0
+        self._last_refresh = float("-inf")
+
+    @property
+    def live(self) -> bool:
+        """True while the event stream is connected."""
+        return self._live
+
+    def poll_now(self) -> None:
+        """Ask for a full poll at once (the user pressed r)."""
+        self._poll_requested = True
+        self._wake.set()
+
+    async def updates(self) -> AsyncIterator[WatchUpdate]:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopped:
+                now = time.monotonic()
+                if not (self._live or self._connecting) and now >= self._reconnect_at:
+                    await self._connect(loop)
+                    now = time.monotonic()
+                if self._poll_requested or now >= self._full_poll_due:
+                    yield await self._full_poll()
+                elif self._pending and now >= self._refresh_due():
+                    yield await self._refresh()
+                else:
+                    await self._sleep(self._next_deadline() - now)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the stream (its thread ends with it); safe from any thread, more than once."""
+        with self._stream_lock:
+            self._stopped = True
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+    async def _full_poll(self) -> WatchUpdate:
+        # Events that arrive from now on may postdate the poll's answer: keep them, drop the rest.
+        self._poll_requested = False
+        self._pending, self._pending_since = EventBatch(), None
+        try:
+            snapshot = await self.service.snapshot()
+        except DockerServiceError as error:
+            self._full_poll_due = time.monotonic() + min(self.interval, RETRY_SECONDS)
+            return WatchUpdate(snapshot=None, error=error, live=self._live)
+        self._full_poll_due = time.monotonic() + (self.interval if self._live else min(self.interval, RETRY_SECONDS))
+        return WatchUpdate(snapshot=snapshot, error=None, live=self._live)
+
+    async def _refresh(self) -> WatchUpdate:
+        batch, self._pending, self._pending_since = self._pending, EventBatch(), None
+        self._last_refresh = time.monotonic()
+        try:
+            snapshot = await self.service.refresh(batch)
+        except DockerServiceError as error:
+            self._poll_requested = True  # a failed refresh may have lost changes: start over
+            return WatchUpdate(snapshot=None, error=error, live=self._live)
+        return WatchUpdate(snapshot=snapshot, error=None, live=self._live)
+
+    def _refresh_due(self) -> float:
+        assert self._pending_since is not None
+        return max(self._pending_since + SETTLE_SECONDS, self._last_refresh + COALESCE_SECONDS)
+
+    def _next_deadline(self) -> float:
+        deadline = self._full_poll_due
+        if self._pending:
+            deadline = min(deadline, self._refresh_due())
+        if not (self._live or self._connecting):
+            deadline = min(deadline, self._reconnect_at)
+        return deadline
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until the deadline, or until an event, a lost stream or a poll request wakes us."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the event stream in a new reader thread. Waits a moment for it, so the first poll
+        comes after the subscription and misses nothing; a daemon slow to answer is not waited for
+        (the reader reports later, and a poll follows once the stream is open)."""
+        self._connecting = True
+        opened: asyncio.Future[None] = loop.create_future()
+        reader = threading.Thread(target=self._read, args=(loop, opened), name="dockerscope-events", daemon=True)
+        reader.start()
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(opened), CONNECT_WAIT_SECONDS)
+
+    def _read(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        """The reader thread: open the stream, then hand every event to the loop until it ends."""
+        try:
+            stream = self.service.open_event_stream()
+        except DockerServiceError:
+            _call_soon(loop, self._on_stream_failed, opened)
+            return
+        with self._stream_lock:
+            if self._stopped:
+                stream.close()
+                return
+            self._stream = stream
+        _call_soon(loop, self._on_stream_open, opened)
+        # Whatever ends the stream (the daemon going away, a proxy, garbage), the loop reconnects.
+        with contextlib.suppress(Exception):
+            for event in stream:
+                _call_soon(loop, self._on_event, event)
+        with self._stream_lock:
+            if self._stream is stream:
+                self._stream = None
+        stream.close()
+        _call_soon(loop, self._on_stream_lost)
+
+    def _on_stream_open(self, opened: asyncio.Future[None]) -> None:
+        self._connecting = False
+        self._live = True
+        self._reconnect_attempt = 0
+        self._poll_requested = True  # catch up with what happened while the stream was down
+        _resolve(opened)
+        self._wake.set()
+
+    def _on_stream_failed(self, opened: asyncio.Future[None]) -> None:
+        self._connecting = False
+        delays = (*RECONNECT_DELAYS, RETRY_SECONDS)
+        self._reconnect_at = time.monotonic() + delays[min(self._reconnect_attempt, len(delays) - 1)]
+        self._reconnect_attempt += 1
+        _resolve(opened)
+        self._wake.set()
+
+    def _on_event(self, event: Mapping[str, Any]) -> None:
+        batch = event_batch(event)
+        if not batch:
+            return
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending = self._pending | batch
+        self._wake.set()
+
+    def _on_stream_lost(self) -> None:
+        if self._stopped:
+            return
+        self._live = False
+        self._reconnect_at = time.monotonic()
+        self._full_poll_due = min(self._full_poll_due, time.monotonic() + RETRY_SECONDS)
+        self._wake.set()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """Hand a call to the event loop from the reader thread; a closed loop (the app quit) drops it."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
