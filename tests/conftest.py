@@ -99,19 +99,24 @@ def short_tmp() -> Iterator[Path]:
 THROWAWAY_IMAGE = "dockerscope-test/throwaway:tmp"
 
 
-@pytest.fixture
-def throwaway_image(api: docker.APIClient) -> Iterator[str]:
-    """A one-file image (unique content, so a new id each time) imported as THROWAWAY_IMAGE for
-    one test and removed afterwards; yields its id."""
+def import_tiny_image(api: docker.APIClient, reference: str, changes: tuple[str, ...] = ()) -> str:
+    """Import a one-file image with unique content (so a new id each time) as `reference`; returns
+    its id. `changes`: Dockerfile instructions such as LABEL to apply."""
     payload = io.BytesIO()
     with tarfile.open(fileobj=payload, mode="w") as archive:
-        data = f"throwaway {time.time_ns()}".encode()
-        info = tarfile.TarInfo("throwaway.txt")
+        data = f"{reference} {time.time_ns()}".encode()
+        info = tarfile.TarInfo("tiny.txt")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
-    repository, tag = THROWAWAY_IMAGE.split(":")
-    result = api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag)
-    image_id = json.loads(result.splitlines()[-1])["status"]
+    repository, tag = reference.rsplit(":", 1)
+    result = api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag, changes=list(changes))
+    return str(json.loads(result.splitlines()[-1])["status"])
+
+
+@pytest.fixture
+def throwaway_image(api: docker.APIClient) -> Iterator[str]:
+    """An image imported as THROWAWAY_IMAGE for one test and removed afterwards; yields its id."""
+    image_id = import_tiny_image(api, THROWAWAY_IMAGE)
     yield image_id
     with contextlib.suppress(docker.errors.NotFound):
         api.remove_image(image_id, force=True)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import json
-import tarfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import FIXTURE_IMAGES, TOOL_IMAGE
+from conftest import FIXTURE_IMAGES, TOOL_IMAGE, import_tiny_image
 from dockerscope.service import Connection, DockerService, EventBatch, Snapshot, Watcher, WatchUpdate
 from socket_proxy import SocketProxy
 
@@ -128,26 +125,16 @@ async def test_a_new_container_and_its_removal_arrive_and_update_the_image_count
         assert tool_users(snapshot) == before
 
 
-def _labelled_image(api: docker.APIClient, number: int) -> str:
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as archive:
-        data = f"burst {number} {time.time_ns()}".encode()
-        info = tarfile.TarInfo("burst.txt")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    result = api.import_image_from_data(
-        payload.getvalue(), repository="dockerscope-test/burst", tag=str(number), changes=[f"LABEL {BURST_LABEL}=1"]
-    )
-    return str(json.loads(result.splitlines()[-1])["status"])
-
-
 async def test_a_burst_of_events_is_coalesced_into_a_few_refreshes(
     service: DockerService, api: docker.APIClient
 ) -> None:
     created: list[str] = []
     try:
         async with following(service) as follower:
-            created.extend(_labelled_image(api, number) for number in range(8))
+            created.extend(
+                import_tiny_image(api, f"dockerscope-test/burst:{number}", (f"LABEL {BURST_LABEL}=1",))
+                for number in range(8)
+            )
             await follower.until(lambda snapshot: set(created) <= {image.id for image in snapshot.images})
             refreshes_before = len(follower.updates)
             # One request deletes all eight: sixteen events (untag, delete) within milliseconds.

@@ -158,7 +158,13 @@ class ObjectList(DataTable[Text], Generic[Item]):
         rows = {key: self.cells(item, now) for key, item in zip(keys, wanted, strict=True)}
         if keys == self._shown:
             self._update_cells(rows)
-            return
+        else:
+            self._reorder(keys, rows, keep)
+        # Also when only the highlighted object's data changed (a new tag): the panes follow it.
+        self.post_message(self.ViewChanged(self))
+        self.post_message(self.Highlighted(self, self.highlighted_item))
+
+    def _reorder(self, keys: list[str], rows: dict[str, tuple[Text, ...]], keep: Item | None) -> None:
         followed = self.item_key(keep) if keep is not None else self._highlighted_key()
         old_row, old_scroll = self.cursor_row, self.scroll_y
         shown = set(self._shown)
@@ -182,8 +188,6 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._shown = keys
         if keys:
             self._place_cursor(keys, followed, old_row, old_scroll)
-        self.post_message(self.ViewChanged(self))
-        self.post_message(self.Highlighted(self, self.highlighted_item))
 
     def _highlighted_key(self) -> str | None:
         return self._shown[self.cursor_row] if 0 <= self.cursor_row < len(self._shown) else None
