@@ -92,6 +92,21 @@ async def test_a_poll_costs_two_requests_whatever_the_number_of_images(
             api.remove_image(f"dockerscope-test/many:{tag}")
 
 
+async def test_the_first_poll_takes_the_answers_prefetched_while_the_ui_loads(
+    service: DockerService, api: docker.APIClient, throwaway_image: str
+) -> None:
+    service.prefetch()
+    await asyncio.sleep(0.5)  # the UI loading meanwhile
+    sent = service.request_count
+    assert sent == 4  # version negotiation, version, images, containers
+    snapshot = await service.snapshot()
+    assert service.request_count == sent
+    assert throwaway_image in {image.id for image in snapshot.images}
+    assert snapshot.daemon.engine_version == api.version()["Version"]
+    await service.snapshot()
+    assert service.request_count == sent + 2  # later polls ask the daemon again
+
+
 async def test_concurrent_polls_share_one_request_set(service: DockerService) -> None:
     await service.snapshot()
     start = service.request_count

@@ -45,10 +45,16 @@ class Follower:
         raise AssertionError(f"no snapshot met the condition within {timeout}s")
 
     async def until_live(self, timeout: float = 5.0) -> None:
+        """Until the stream is up and the poll that catches up after it opened is over (no new
+        update for a while)."""
         deadline = time.monotonic() + timeout
         while not (self.watcher.live and self.updates and self.updates[-1].live):
             assert time.monotonic() < deadline, "the event stream did not come up"
             await asyncio.sleep(0.01)
+        count = -1
+        while count != len(self.updates):
+            count = len(self.updates)
+            await asyncio.sleep(0.3)
 
     async def close(self) -> None:
         self.watcher.stop()

@@ -49,7 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imported late so --help and --version answer without loading Textual.
     from dockerscope.service import DockerService, DockerServiceError, resolve_connection
-    from dockerscope.ui import create_app
 
     try:
         connection = resolve_connection(args.host)
@@ -57,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
         return 2
     service = DockerService(connection)
+    # The daemon works on the first lists while Textual loads (a third of a second here).
+    service.prefetch()
+    from dockerscope.ui import create_app
+
     app = create_app(service, interval=args.interval)
     app.run()
     return app.return_code or 0

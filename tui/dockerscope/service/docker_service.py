@@ -7,6 +7,7 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -100,6 +101,7 @@ class DockerService:
         self._api_version: str | None = None
         self._daemon: DaemonInfo | None = None
         self._poll: asyncio.Future[Snapshot] | None = None
+        self._prefetched: Future[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] | None = None
         self._details: OrderedDict[tuple[str, tuple[str, ...]], ImageDetail] = OrderedDict()
         # Chain ids by image id: an id names one config, so an entry never goes stale.
         self._chains: dict[str, tuple[str, ...]] = {}
@@ -156,27 +158,40 @@ class DockerService:
             return DaemonPermissionDenied(self.host, "permission denied on the daemon socket")
         return DaemonUnreachable(self.host, _describe_failure(exc))
 
-    async def _run(self, call: Callable[[docker.APIClient], T]) -> T:
-        def job() -> T:
-            return call(self._client())
+    def _submit(self, call: Callable[[docker.APIClient], T]) -> Future[T]:
+        return self._pool.submit(lambda: call(self._client()))
 
+    async def _run(self, call: Callable[[docker.APIClient], T]) -> T:
+        return await self._result_of(self._submit(call))
+
+    async def _result_of(self, job: Future[T]) -> T:
         try:
-            return await asyncio.wrap_future(self._pool.submit(job))
+            return await asyncio.wrap_future(job)
         except (DockerException, requests.RequestException, OSError) as exc:
             error = self._translate(exc)
             if isinstance(error, DaemonUnreachable | DaemonPermissionDenied):
                 self._forget_clients()
             raise error from exc
 
+    def prefetch(self) -> None:
+        """Send the first poll's requests now, from a worker thread, so the daemon answers while
+        the UI is still loading; the next `snapshot()` takes that answer instead of asking again."""
+        self._prefetched = self._submit(
+            lambda client: (client.version(api_version=False), client.images(), client.containers(all=True))
+        )
+
     async def daemon_info(self) -> DaemonInfo:
         if self._daemon is None:
-            version = await self._run(lambda client: client.version(api_version=False))
-            self._daemon = DaemonInfo(
-                host=self.host,
-                engine_version=str(version.get("Version", "?")),
-                api_version=str(self._api_version or version.get("ApiVersion", "?")),
-            )
+            self._remember_daemon(await self._run(lambda client: client.version(api_version=False)))
+        assert self._daemon is not None
         return self._daemon
+
+    def _remember_daemon(self, version: Mapping[str, Any]) -> None:
+        self._daemon = DaemonInfo(
+            host=self.host,
+            engine_version=str(version.get("Version", "?")),
+            api_version=str(self._api_version or version.get("ApiVersion", "?")),
+        )
 
     async def snapshot(self) -> Snapshot:
         """List images and containers: two requests per poll, whatever the number of objects."""
@@ -186,11 +201,17 @@ class DockerService:
         return await asyncio.shield(self._poll)
 
     async def _take_snapshot(self) -> Snapshot:
-        daemon = await self.daemon_info()
-        images, containers = await asyncio.gather(
-            self._run(lambda client: client.images()),
-            self._run(lambda client: client.containers(all=True)),
-        )
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            version, images, containers = await self._result_of(prefetched)
+            self._remember_daemon(version)
+            daemon = await self.daemon_info()
+        else:
+            daemon = await self.daemon_info()
+            images, containers = await asyncio.gather(
+                self._run(lambda client: client.images()),
+                self._run(lambda client: client.containers(all=True)),
+            )
         return self._publish(daemon, map(_image_summary, images), map(_container_summary, containers))
 
     def _publish(

@@ -30,8 +30,6 @@ COALESCE_SECONDS = 0.1
 RETRY_SECONDS = 2.0
 # The first reconnect attempts come sooner: a stream dropped by a proxy is usually back at once.
 RECONNECT_DELAYS = (0.1, 0.5, 1.0)
-# How long the first poll waits for the event stream to open (it normally takes milliseconds).
-CONNECT_WAIT_SECONDS = 0.25
 
 
 class Watcher:
@@ -70,8 +68,7 @@ class Watcher:
             while not self._stopped:
                 now = time.monotonic()
                 if not (self._live or self._connecting) and now >= self._reconnect_at:
-                    await self._connect(loop)
-                    now = time.monotonic()
+                    self._connect(loop)
                 if self._poll_requested or now >= self._full_poll_due:
                     yield await self._full_poll()
                 elif self._pending and now >= self._refresh_due():
@@ -129,30 +126,27 @@ class Watcher:
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the event stream in a new reader thread. Waits a moment for it, so the first poll
-        comes after the subscription and misses nothing; a daemon slow to answer is not waited for
-        (the reader reports later, and a poll follows once the stream is open)."""
+    def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the event stream in a new reader thread, which reports back through the loop. The
+        polls do not wait for it: once it is open, one more poll catches up with what happened
+        before it was."""
         self._connecting = True
-        opened: asyncio.Future[None] = loop.create_future()
-        reader = threading.Thread(target=self._read, args=(loop, opened), name="dockerscope-events", daemon=True)
+        reader = threading.Thread(target=self._read, args=(loop,), name="dockerscope-events", daemon=True)
         reader.start()
-        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(opened), CONNECT_WAIT_SECONDS)
 
-    def _read(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
         """The reader thread: open the stream, then hand every event to the loop until it ends."""
         try:
             stream = self.service.open_event_stream()
         except DockerServiceError:
-            _call_soon(loop, self._on_stream_failed, opened)
+            _call_soon(loop, self._on_stream_failed)
             return
         with self._stream_lock:
             if self._stopped:
                 stream.close()
                 return
             self._stream = stream
-        _call_soon(loop, self._on_stream_open, opened)
+        _call_soon(loop, self._on_stream_open)
         # Whatever ends the stream (the daemon going away, a proxy, garbage), the loop reconnects.
         with contextlib.suppress(Exception):
             for event in stream:
@@ -163,20 +157,18 @@ class Watcher:
         stream.close()
         _call_soon(loop, self._on_stream_lost)
 
-    def _on_stream_open(self, opened: asyncio.Future[None]) -> None:
+    def _on_stream_open(self) -> None:
         self._connecting = False
         self._live = True
         self._reconnect_attempt = 0
         self._poll_requested = True  # catch up with what happened while the stream was down
-        _resolve(opened)
         self._wake.set()
 
-    def _on_stream_failed(self, opened: asyncio.Future[None]) -> None:
+    def _on_stream_failed(self) -> None:
         self._connecting = False
         delays = (*RECONNECT_DELAYS, RETRY_SECONDS)
         self._reconnect_at = time.monotonic() + delays[min(self._reconnect_attempt, len(delays) - 1)]
         self._reconnect_attempt += 1
-        _resolve(opened)
         self._wake.set()
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
@@ -195,11 +187,6 @@ class Watcher:
         self._reconnect_at = time.monotonic()
         self._full_poll_due = min(self._full_poll_due, time.monotonic() + RETRY_SECONDS)
         self._wake.set()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:

@@ -46,7 +46,9 @@ class ContainerList(ObjectList[ContainerSummary]):
 
     def set_image_names(self, images: dict[str, str]) -> None:
         """Image id → name, to show a container's image by its tag while the tag exists."""
-        self._image_names = images
+        if images != self._image_names:
+            self._image_names = images
+            self.forget_cells()
 
     def image_label(self, item: ContainerSummary) -> str:
         """The image's tag; its short id when the tag is gone (as `docker ps` does)."""

@@ -64,6 +64,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._items: dict[str, Item] = {}
         self._shown: list[str] = []
         self._rendered: dict[str, tuple[Text, ...]] = {}
+        self._cell_cache: dict[str, tuple[Item, datetime, tuple[Text, ...]]] = {}
         self._flexible_width = 0
         self.sort_order = self.SORT_ORDERS[0]
         self.filter_text = ""
@@ -124,6 +125,8 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
     def show_items(self, items: Sequence[Item]) -> None:
         self._items = {self.item_key(item): item for item in items}
+        for key in self._cell_cache.keys() - self._items.keys():
+            del self._cell_cache[key]
         self.refresh_rows()
 
     def set_filter(self, text: str) -> None:
@@ -155,7 +158,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
             key=self.sort_key,
         )
         keys = [self.item_key(item) for item in wanted]
-        rows = {key: self.cells(item, now) for key, item in zip(keys, wanted, strict=True)}
+        rows = {key: self._cells_of(key, item, now) for key, item in zip(keys, wanted, strict=True)}
         if keys == self._shown:
             self._update_cells(rows)
         else:
@@ -189,6 +192,22 @@ class ObjectList(DataTable[Text], Generic[Item]):
         if keys:
             self._place_cursor(keys, followed, old_row, old_scroll)
 
+    def _cells_of(self, key: str, item: Item, now: datetime) -> tuple[Text, ...]:
+        """The row of an object, made again only when the object or the minute changed: with a
+        thousand rows, making every row on every refresh is what would make keys feel slow."""
+        minute = now.replace(second=0, microsecond=0)
+        cached = self._cell_cache.get(key)
+        if cached is not None and cached[0] == item and cached[1] == minute:
+            return cached[2]
+        cells = self.cells(item, now)
+        self._cell_cache[key] = (item, minute, cells)
+        return cells
+
+    def forget_cells(self) -> None:
+        """Make every row again on the next refresh (something the rows show besides the object
+        changed)."""
+        self._cell_cache.clear()
+
     def _highlighted_key(self) -> str | None:
         return self._shown[self.cursor_row] if 0 <= self.cursor_row < len(self._shown) else None
 
@@ -197,7 +216,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         for key, cells in rows.items():
             held = list(self._rendered[key])
             for index, ((_, column, _), cell) in enumerate(zip(self.COLUMNS, cells, strict=True)):
-                if held[index] != cell:
+                if held[index] is not cell and held[index] != cell:
                     self.update_cell(key, column, cell)
                     held[index] = cell
             self._rendered[key] = tuple(held)
