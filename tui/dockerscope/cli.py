@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dockerscope import __version__
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
-DEFAULT_INTERVAL = 30.0
+DEFAULT_INTERVAL = 60.0
 
 
 def _positive_seconds(text: str) -> float:

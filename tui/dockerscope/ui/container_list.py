@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from dockerscope.service import ContainerSummary, ImageSummary
-from dockerscope.ui.format import plain, relative_time
+from dockerscope.ui.format import plain, relative_time, relative_time_changes_at
 from dockerscope.ui.object_list import ObjectList
 
 STATE_STYLES = {
@@ -68,6 +68,9 @@ class ContainerList(ObjectList[ContainerSummary]):
             Text(relative_time(item.created, now)),
             plain(item.status, max_chars=200),
         )
+
+    def cells_expire(self, item: ContainerSummary, now: datetime) -> datetime | None:
+        return relative_time_changes_at(item.created, now)
 
     def sort_key(self, item: ContainerSummary) -> tuple[object, ...]:
         if self.sort_order == "state":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import humanize
 from rich.text import Text
@@ -29,6 +29,30 @@ def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
         return "unknown"
     current = now or clock.utc_now()
     return humanize.naturaltime(current - moment)
+
+
+# Where humanize's text can change: whole seconds under a minute; minutes and hours are rounded,
+# so at half units under an hour and under a day; then days (months and years are whole days).
+# Half a day is a safe step past the first day.
+_RELATIVE_STEPS = (
+    (timedelta(minutes=1), timedelta(seconds=1)),
+    (timedelta(hours=1), timedelta(seconds=30)),
+    (timedelta(days=1), timedelta(minutes=30)),
+)
+
+
+def relative_time_changes_at(moment: datetime | None, now: datetime) -> datetime | None:
+    """The first instant after `now` at which `relative_time(moment)` may read differently (None:
+    never), so a row showing it is made again only then."""
+    if moment is None:
+        return None
+    age = now - moment
+    if age < timedelta(0):
+        return now + timedelta(seconds=1)
+    step = next((step for limit, step in _RELATIVE_STEPS if age < limit), timedelta(hours=12))
+    if not age % step:
+        return now + timedelta(microseconds=1)  # on a rounding boundary: the text changes right after
+    return moment + step * (age // step + 1)
 
 
 def counted(number: int, noun: str) -> str:

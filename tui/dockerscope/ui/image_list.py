@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 
 from dockerscope.service import ImageSummary
-from dockerscope.ui.format import human_size, plain, relative_time
+from dockerscope.ui.format import human_size, plain, relative_time, relative_time_changes_at
 from dockerscope.ui.object_list import ObjectList
 
 
@@ -45,6 +45,9 @@ class ImageList(ObjectList[ImageSummary]):
             Text(relative_time(item.created, now)),
             Text(str(item.containers), justify="right"),
         )
+
+    def cells_expire(self, item: ImageSummary, now: datetime) -> datetime | None:
+        return relative_time_changes_at(item.created, now)
 
     def sort_key(self, item: ImageSummary) -> tuple[object, ...]:
         if self.sort_order == "size":

@@ -64,7 +64,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._items: dict[str, Item] = {}
         self._shown: list[str] = []
         self._rendered: dict[str, tuple[Text, ...]] = {}
-        self._cell_cache: dict[str, tuple[Item, datetime, tuple[Text, ...]]] = {}
+        self._cell_cache: dict[str, tuple[Item, datetime | None, tuple[Text, ...]]] = {}
         self._flexible_width = 0
         self.sort_order = self.SORT_ORDERS[0]
         self.filter_text = ""
@@ -78,6 +78,11 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
     def sort_key(self, item: Item) -> tuple[object, ...]:
         raise NotImplementedError
+
+    def cells_expire(self, item: Item, now: datetime) -> datetime | None:
+        """When the cells of an unchanged object may read differently (a relative time); None:
+        never."""
+        return None
 
     def matches(self, item: Item, needle: str) -> bool:
         raise NotImplementedError
@@ -188,19 +193,19 @@ class ObjectList(DataTable[Text], Generic[Item]):
                     self._rendered[key] = rows[key]
             if [key for key in self._shown if key in listed] + [key for key in keys if key not in shown] != keys:
                 self._sort_rows(keys)
+        resized = shown != listed
         self._shown = keys
         if keys:
-            self._place_cursor(keys, followed, old_row, old_scroll)
+            self._place_cursor(keys, followed, old_row, old_scroll, resized)
 
     def _cells_of(self, key: str, item: Item, now: datetime) -> tuple[Text, ...]:
-        """The row of an object, made again only when the object or the minute changed: with a
-        thousand rows, making every row on every refresh is what would make keys feel slow."""
-        minute = now.replace(second=0, microsecond=0)
+        """The row of an object, made again only when the object changed or its cells expired:
+        with a thousand rows, making every row on every refresh costs more than all the rest."""
         cached = self._cell_cache.get(key)
-        if cached is not None and cached[0] == item and cached[1] == minute:
+        if cached is not None and cached[0] == item and (cached[1] is None or now < cached[1]):
             return cached[2]
         cells = self.cells(item, now)
-        self._cell_cache[key] = (item, minute, cells)
+        self._cell_cache[key] = (item, self.cells_expire(item, now), cells)
         return cells
 
     def forget_cells(self) -> None:
@@ -227,9 +232,12 @@ class ObjectList(DataTable[Text], Generic[Item]):
         rank = {id(self._rendered[key][0]): index for index, key in enumerate(keys)}
         self.sort(self.COLUMNS[0][1], key=lambda first_cell: rank[id(first_cell)])
 
-    def _place_cursor(self, keys: list[str], followed: str | None, old_row: int, old_scroll: float) -> None:
+    def _place_cursor(
+        self, keys: list[str], followed: str | None, old_row: int, old_scroll: float, resized: bool
+    ) -> None:
         """Keep the followed object under the cursor, at the same height on screen; if it is gone,
-        the cursor stays where it was, on the neighbour that took its place."""
+        the cursor stays where it was, on the neighbour that took its place. `resized`: rows came
+        or went, so the table's height is only known after the next refresh."""
         if followed in keys:
             row = keys.index(followed)
             scroll = old_scroll + row - old_row
@@ -237,8 +245,11 @@ class ObjectList(DataTable[Text], Generic[Item]):
             row = min(max(old_row, 0), len(keys) - 1)
             scroll = old_scroll
         self.move_cursor(row=row, scroll=False)
-        # After the table has taken its new height, and after the cursor's own scroll into view.
-        self.call_after_refresh(self.scroll_to, y=scroll, animate=False)
+        if resized:
+            # After the table has taken its new height, and after the cursor's own scroll into view.
+            self.call_after_refresh(self.scroll_to, y=scroll, animate=False)
+        else:
+            self.scroll_to(y=scroll, animate=False)  # in the same frame as the new order
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
