@@ -269,10 +269,9 @@ class DockerService:
             images[image_id] = _image_from_inspect(inspect)
             return True
 
-        found = await asyncio.gather(
-            fetch_containers(), *(() if whole_image_list else (fetch_image(image_id) for image_id in image_ids))
-        )
-        if whole_image_list or not all(found[1:]):
+        image_fetches = [] if whole_image_list else [fetch_image(image_id) for image_id in image_ids]
+        _, *found = await asyncio.gather(fetch_containers(), *image_fetches)
+        if whole_image_list or not all(found):
             raw_images = await self._run(lambda client: client.images())
             images = {summary.id: summary for summary in (_image_summary(raw) for raw in raw_images)}
         return self._publish(latest.daemon, images.values(), containers.values())

@@ -89,7 +89,7 @@ class ExplorerScreen(Screen[None]):
     def focus_pane(self, pane_id: str) -> None:
         self.set_focus(self.query_one(f"#{pane_id}"))
 
-    # Data from the app's poll.
+    # Data from the watcher.
 
     def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
         previous, self._snapshot = self._snapshot, snapshot

@@ -173,6 +173,8 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self.post_message(self.Highlighted(self, self.highlighted_item))
 
     def _reorder(self, keys: list[str], rows: dict[str, tuple[Text, ...]], keep: Item | None) -> None:
+        """Objects came, went or moved: patch the rows (or rebuild them when most changed) and
+        keep the cursor on the object it followed."""
         followed = self.item_key(keep) if keep is not None else self._highlighted_key()
         old_row, old_scroll = self.cursor_row, self.scroll_y
         shown = set(self._shown)
