@@ -150,6 +150,8 @@ async def take(name: str, scene: Scene, real_daemon: bool, out: Path) -> None:
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     app = create_app(DockerService(connection), interval=60)
     async with app.run_test(size=SIZE) as pilot:
+        if real_daemon:
+            await settle(pilot, lambda: app.watcher.live)
         await scene(pilot, app)
         app.save_screenshot(filename=f"{name}.svg", path=str(out))
     print(f"wrote {out / name}.svg")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from dockerscope.ui import DockerscopeApp
 from dockerscope.ui.container_list import ContainerList
@@ -37,6 +38,15 @@ def inspect_tree(app: DockerscopeApp) -> InspectTree:
 
 def layer_table(app: DockerscopeApp) -> LayerTable:
     return app.explorer.query_one(LayerTable)
+
+
+def status_text(app: DockerscopeApp) -> str:
+    return app.explorer.query_one("#status", Static).render().plain
+
+
+async def wait_until_live(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    """Until the status line says the event stream is followed (it opens beside the first poll)."""
+    await wait_until(pilot, lambda: "● live" in status_text(app))
 
 
 def shown_names(app: DockerscopeApp) -> list[str]:

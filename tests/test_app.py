@@ -17,8 +17,10 @@ from apphelpers import (
     inspect_tree,
     layer_table,
     shown_names,
+    status_text,
     tree_title,
     wait_until,
+    wait_until_live,
 )
 from conftest import APP_IMAGE, TOOL_IMAGE
 from dockerscope.service import DockerService
@@ -45,10 +47,10 @@ async def test_image_list_shows_every_image_with_tags_size_and_status(
         assert row[1] == app_id.removeprefix("sha256:")[:12]
         assert row[2] == "2.29MB"
         assert "<none>" in shown_names(app)
-        status = app.explorer.query_one("#status", Static).render().plain
+        await wait_until_live(pilot, app)
+        status = status_text(app)
         assert api.version()["Version"] in status
         assert f"{len(expected)} images" in status
-        assert "● live" in status
 
 
 async def test_s_cycles_the_sort_order(app: DockerscopeApp) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from apphelpers import SIZE, image_list, wait_until
+from apphelpers import SIZE, image_list, wait_until, wait_until_live
 from dockerscope.service import Connection, DockerService
 from dockerscope.ui import create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
@@ -46,8 +46,7 @@ async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_ap
 
         await proxy.start()
         await wait_until(pilot, lambda: app.screen is app.explorer and image_list(app).row_count > 0)
-        status = app.explorer.query_one("#status", Static).render().plain
-        assert "● live" in status
+        await wait_until_live(pilot, app)
 
         await proxy.stop()
         await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))

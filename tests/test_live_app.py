@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from textual.widgets import Static
 
 from apphelpers import (
     SIZE,
@@ -21,6 +20,7 @@ from apphelpers import (
     shown_names,
     tree_title,
     wait_until,
+    wait_until_live,
 )
 from conftest import TOOL_IMAGE, import_tiny_image
 from dockerscope.service import DockerService
@@ -64,7 +64,7 @@ async def test_an_outside_tag_shows_at_once_without_a_poll(app: DockerscopeApp, 
     tool_id = api.inspect_image(TOOL_IMAGE)["Id"]
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: image_list(app).row_count > 0)
-        assert "● live" in app.explorer.query_one("#status", Static).render().plain
+        await wait_until_live(pilot, app)
         api.tag(TOOL_IMAGE, "dockerscope-test/live", "tagged")
         try:
             await wait_until(pilot, lambda: "dockerscope-test/live:tagged" in _tags_cell(app, tool_id), 3)

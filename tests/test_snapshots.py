@@ -13,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from apphelpers import inspect_tree, layer_table, wait_until
+from apphelpers import inspect_tree, layer_table, wait_until, wait_until_live
 from dockerscope import clock
 from dockerscope.service import Connection, DockerService
 from dockerscope.ui import DockerscopeApp, create_app
@@ -47,6 +47,7 @@ async def _loaded(pilot: Pilot[Any]) -> None:
     summary = app.explorer.query_one("#layer-summary", Static)
     # Sharing and the base image arrive after the layers: wait for them, or the picture depends on timing.
     await wait_until(pilot, lambda: layer_table(app).row_count > 0 and "unique" in summary.render().plain)
+    await wait_until_live(pilot, app)
     await pilot.pause()
 
 
