@@ -29,10 +29,9 @@ from dockerscope.service.models import (
     WritableLayer,
 )
 from dockerscope.service.sharing import chain_ids
-from dockerscope.service.watcher import RETRY_SECONDS, Watcher
+from dockerscope.service.watcher import Watcher
 
 __all__ = [
-    "RETRY_SECONDS",
     "BaseImage",
     "Change",
     "ChangeKind",

@@ -57,6 +57,11 @@ class Watcher:
         """True while the event stream is connected."""
         return self._live
 
+    @property
+    def retry_interval(self) -> float:
+        """Seconds between polls while the daemon or its event stream cannot be reached."""
+        return min(self.interval, RETRY_SECONDS)
+
     def poll_now(self) -> None:
         """Ask for a full poll at once (the user pressed r)."""
         self._poll_requested = True
@@ -93,9 +98,9 @@ class Watcher:
         try:
             snapshot = await self.service.snapshot()
         except DockerServiceError as error:
-            self._full_poll_due = time.monotonic() + min(self.interval, RETRY_SECONDS)
+            self._full_poll_due = time.monotonic() + self.retry_interval
             return WatchUpdate(snapshot=None, error=error, live=self._live)
-        self._full_poll_due = time.monotonic() + (self.interval if self._live else min(self.interval, RETRY_SECONDS))
+        self._full_poll_due = time.monotonic() + (self.interval if self._live else self.retry_interval)
         return WatchUpdate(snapshot=snapshot, error=None, live=self._live)
 
     async def _refresh(self) -> WatchUpdate:
@@ -185,7 +190,7 @@ class Watcher:
             return
         self._live = False
         self._reconnect_at = time.monotonic()
-        self._full_poll_due = min(self._full_poll_due, time.monotonic() + RETRY_SECONDS)
+        self._full_poll_due = min(self._full_poll_due, time.monotonic() + self.retry_interval)
         self._wake.set()
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from dockerscope.service import RETRY_SECONDS, DockerService, DockerServiceError, Watcher
+from dockerscope.service import DockerService, DockerServiceError, Watcher
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
@@ -71,7 +71,7 @@ class DockerscopeApp(App[None]):
     def _show_failure(self, error: DockerServiceError) -> None:
         self.explorer.show_problem(error)
         if self._connection_screen is None:
-            self._connection_screen = ConnectionScreen(error, min(self.watcher.interval, RETRY_SECONDS))
+            self._connection_screen = ConnectionScreen(error, self.watcher.retry_interval)
             self.push_screen(self._connection_screen)
         else:
             self._connection_screen.show_error(error)
