@@ -102,6 +102,20 @@ DOCKERFILE
     parent=dockerscope-test/chain-$link:1
 done
 
+# Wasted space: a layer adds files that later layers overwrite or delete (a 1 MiB file, a whole
+# directory), and a directory removed and made again in one step, which makes it opaque.
+mkdir -p "$work/waste"
+cat > "$work/waste/Dockerfile" <<'DOCKERFILE'
+FROM dockerscope-test/base:1
+RUN mkdir -p /data/keep /data/gone/deep /opq/old && head -c 1048576 /dev/zero > /data/big.bin \
+    && echo v1 > /data/keep/config && echo old > /opq/old/file && echo x > /data/gone/deep/x \
+    && ln /data/keep/config /data/keep/config.link && ln -s keep/config /data/config.symlink
+RUN echo version-two > /data/keep/config && rm /data/big.bin && rm -rf /data/gone
+RUN rm -rf /opq && mkdir -p /opq/new && echo fresh > /opq/new/file && chmod 0750 /opq/new \
+    && chown 1000:1000 /opq/new/file
+DOCKERFILE
+build dockerscope-test/waste:1 "$work/waste"
+
 # Containers in every state, and one whose writable layer added, changed and deleted files.
 containers=(dockerscope-test-running dockerscope-test-paused dockerscope-test-exited dockerscope-test-created
     dockerscope-test-changes)
