@@ -26,6 +26,8 @@ HUGE_IMAGE = "dockerscope-test/huge:1"
 CHAIN_A_IMAGE = "dockerscope-test/chain-a:1"
 CHAIN_B_IMAGE = "dockerscope-test/chain-b:1"
 CHAIN_C_IMAGE = "dockerscope-test/chain-c:1"
+# Layers that overwrite and delete files of lower layers, and an opaque directory.
+WASTE_IMAGE = "dockerscope-test/waste:1"
 FIXTURE_IMAGES = (
     APP_IMAGE,
     BASE_IMAGE,
@@ -36,6 +38,7 @@ FIXTURE_IMAGES = (
     CHAIN_A_IMAGE,
     CHAIN_B_IMAGE,
     CHAIN_C_IMAGE,
+    WASTE_IMAGE,
 )
 
 RUNNING_CONTAINER = "dockerscope-test-running"
