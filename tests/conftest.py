@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ import docker
 import pytest
 
 from dockerscope.service import Connection, DockerService
+
+# Layer listings are cached under XDG_CACHE_HOME: keep the tests' cache out of the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dockerscope-test-cache-")
 
 APP_IMAGE = "dockerscope-test/app:1"
 BASE_IMAGE = "dockerscope-test/base:1"
@@ -93,7 +97,6 @@ def service(connection: Connection, api: docker.APIClient) -> Iterator[DockerSer
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short directory path: unix socket paths must stay under 108 bytes."""
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="ds-") as name:
         yield Path(name)

@@ -25,6 +25,9 @@ from dockerscope.service.errors import (
     ObjectNotFound,
 )
 from dockerscope.service.events import WATCHED_TYPES, EventStream
+from dockerscope.service.layer_cache import LayerCache
+from dockerscope.service.layer_contents import ImageContents, SourceChoice, analyze_container, analyze_image
+from dockerscope.service.layer_files import ProgressCallback
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
     BaseImage,
@@ -54,11 +57,16 @@ from dockerscope.service.threads import DaemonThreadPool
 T = TypeVar("T")
 
 DETAIL_CACHE_SIZE = 64
+# Analysed images kept in memory (an image id's layers never change): going back to a layer just
+# looked at is instant. A 60,000-file image takes some 30 MB, so only a couple.
+CONTENTS_KEPT = 2
 # Image inspects run at most this many at a time for a context, leaving a worker of the pool free
 # so a poll or a detail the user asked for is not queued behind them all.
 CONTEXT_CONCURRENCY = 3
 # An event burst touching more images than this lists them all in one request instead.
 MAX_IMAGE_INSPECTS = 16
+# Seconds a layer read may wait for the next bytes: a daemon builds a big export as it streams it.
+LAYER_READ_TIMEOUT = 120.0
 _TIMESTAMP = re.compile(
     r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<zone>[Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -91,9 +99,10 @@ class DockerService:
     that ask while a poll runs get that poll's result, so polls never overlap.
     """
 
-    def __init__(self, connection: Connection, timeout: float = 10.0) -> None:
+    def __init__(self, connection: Connection, timeout: float = 10.0, cache: LayerCache | None = None) -> None:
         self.connection = connection
         self.timeout = timeout
+        self.cache = cache if cache is not None else LayerCache()
         self._pool = DaemonThreadPool(workers=4, name="dockerscope")
         self._local = threading.local()
         self._clients: list[docker.APIClient] = []
@@ -103,6 +112,7 @@ class DockerService:
         self._poll: asyncio.Future[Snapshot] | None = None
         self._prefetched: Future[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] | None = None
         self._details: OrderedDict[tuple[str, tuple[str, ...]], ImageDetail] = OrderedDict()
+        self._contents: OrderedDict[str, ImageContents] = OrderedDict()
         # Chain ids by image id: an id names one config, so an entry never goes stale.
         self._chains: dict[str, tuple[str, ...]] = {}
         self._chain_round: asyncio.Future[set[str]] | None = None
@@ -121,10 +131,10 @@ class DockerService:
     def _count_request(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._request_count += 1
 
-    def _new_client(self) -> docker.APIClient:
+    def _new_client(self, timeout: float | None = None) -> docker.APIClient:
         with self._clients_lock:
             version = self._api_version or "auto"
-        client = docker.APIClient(version=version, timeout=self.timeout, **self.connection.client_kwargs)
+        client = docker.APIClient(version=version, timeout=timeout or self.timeout, **self.connection.client_kwargs)
         client.hooks["response"].append(self._count_request)
         if version == "auto":
             self._request_count += 1  # the handshake ran before the hook was attached
@@ -163,6 +173,28 @@ class DockerService:
 
     async def _run(self, call: Callable[[docker.APIClient], T]) -> T:
         return await self._result_of(self._submit(call))
+
+    async def _run_long(self, call: Callable[[docker.APIClient], T]) -> T:
+        """A long job (reading layers) on a daemon thread and a client of its own, so polls and
+        details never queue behind it."""
+        job: Future[T] = Future()
+
+        def work() -> None:
+            try:
+                client = self._new_client(timeout=LAYER_READ_TIMEOUT)
+                try:
+                    job.set_result(call(client))
+                finally:
+                    with self._clients_lock:
+                        if client in self._clients:
+                            self._clients.remove(client)
+                    client.close()
+            except BaseException as exc:
+                if not job.done():
+                    job.set_exception(exc)
+
+        threading.Thread(target=work, name="dockerscope-layers", daemon=True).start()
+        return await self._result_of(job)
 
     async def _result_of(self, job: Future[T]) -> T:
         try:
@@ -305,8 +337,55 @@ class DockerService:
             self._run(lambda client: client.history(image_id)),
         )
         diff_ids = _diff_ids(inspect)
+        image_id = str(inspect.get("Id") or image_id)
         self._chains[image_id] = chain_ids(diff_ids)
         return ImageDetail(id=image_id, inspect=inspect, layers=map_history(history, diff_ids))
+
+    async def image_detail_of(self, reference: str) -> ImageDetail:
+        """Inspect and history of an image named by id or reference (`app:1`), uncached."""
+        return await self._fetch_image_detail(reference)
+
+    async def image_contents(
+        self,
+        image_id: str,
+        *,
+        choice: SourceChoice = SourceChoice.AUTO,
+        use_cache: bool = True,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageContents:
+        """What every layer of the image adds, modifies and removes, and the space it wastes.
+        Raises ReadCancelled once `cancel` is set, ContentsUnavailable when `choice` cannot be used.
+        `use_cache=False` reads (and stores) nothing from the disk cache or memory."""
+        kept = self._contents.get(image_id) if use_cache and choice is SourceChoice.AUTO else None
+        if kept is not None:
+            self._contents.move_to_end(image_id)
+            return replace(kept, sources=("memory",), seconds=0.0)
+        cache = self.cache if use_cache else None
+        contents = await self._run_long(
+            lambda client: analyze_image(
+                client, image_id, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
+            )
+        )
+        if use_cache:
+            self._contents[image_id] = contents
+            while len(self._contents) > CONTENTS_KEPT:
+                self._contents.popitem(last=False)
+        return contents
+
+    async def container_contents(
+        self,
+        container_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageContents:
+        """The layers of a container's image with its writable layer on top (the last layer)."""
+        return await self._run_long(
+            lambda client: analyze_container(
+                client, container_id, cache=self.cache, cancel=cancel, on_progress=on_progress
+            )
+        )
 
     async def container_detail(self, container: ContainerSummary) -> ContainerDetail:
         """Inspect, writable layer and image of one container; never cached, since the writable

@@ -167,7 +167,8 @@ def analyze_layers(layers: Sequence[tuple[str, LayerListing]]) -> ImageFiles:
         results.append(layer)
     # A layer's waste is known only once the layers above it are replayed.
     results = [replace(layer, wasted=wasted) for layer, wasted in zip(results, filesystem.wasted_by_layer, strict=True)]
-    kept = sum(_stored_bytes(entry) for entry, _ in filesystem.paths.values())
+    file_type = EntryType.FILE
+    kept = sum(entry.size for entry, _ in filesystem.paths.values() if entry.type is file_type)
     wasted_paths = []
     for path, wasted in filesystem.wasted_by_path.items():
         final = filesystem.paths.get(path)
@@ -204,7 +205,7 @@ def _apply_layer(filesystem: _Filesystem, index: int, diff_id: str, listing: Lay
     implied: dict[str, FileChange] = {}
     added = modified = size = entry_count = directories = 0
     file_type, dir_type = EntryType.FILE, EntryType.DIR
-    append = changes.append
+    append, make = changes.append, tuple.__new__  # tuple.__new__ skips the NamedTuple constructor's call
     for entry in listing.entries:
         path = entry.path
         if not path:
@@ -234,7 +235,7 @@ def _apply_layer(filesystem: _Filesystem, index: int, diff_id: str, listing: Lay
             size += entry.size
         elif entry_type is dir_type:
             directories += 1
-        append(FileChange(path, status, entry, entry.size, index))
+        append(make(FileChange, (path, status, entry, entry.size, index)))
     changes.extend(implied.values())
     return LayerFiles(
         index=index,

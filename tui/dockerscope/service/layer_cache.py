@@ -14,7 +14,6 @@ surrogate pair of separate code points is not merged into one character as `\\uX
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from itertools import chain, groupby, repeat
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
+from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing, gc_paused
 
 # A listing costs about 7 bytes per entry on disk: this holds about 19 million entries, the
 # listings of several hundred GB of typical images, yet is small next to the images themselves.
@@ -202,21 +201,6 @@ def _encode(diff_id: str, listing: LayerListing) -> bytes:
     return _HEADER + zlib.compress(text.encode("utf-8", "surrogatepass"), _ZLIB_LEVEL)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while building many tuples that form no cycles. Each
-    entry holds an `EntryType` member, so the collector cannot untrack the entries and would
-    traverse them over and over as they are made: this halves the load time of a big layer. The
-    collector is re-enabled only if it was enabled, so overlapping pauses in threads are harmless."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _decode(data: bytes, diff_id: str) -> LayerListing | None:
     """The listing a cache file holds; None when the file is damaged, foreign or for another id."""
     if not data.startswith(_HEADER):
@@ -234,7 +218,7 @@ def _decode(data: bytes, diff_id: str) -> LayerListing | None:
             *(_expand(*document[key], len(paths)) for key in ("mode", "uid", "gid", "link")),
         )
         # tuple.__new__ skips the NamedTuple's Python-level __new__: a third faster on big layers.
-        with _gc_paused():
+        with gc_paused():
             entries = tuple(map(tuple.__new__, repeat(LayerEntry), zip(*columns, strict=True)))
         return LayerListing(entries, frozenset(document["deleted"]), frozenset(document["opaque"]))
     except _DECODE_ERRORS:

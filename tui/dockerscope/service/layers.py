@@ -171,6 +171,7 @@ def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -
             diff_id=None if layer is None else diff_ids[layer],
             comment=str(entry.get("Comment") or ""),
             chain_id=None if layer is None else chain[layer],
+            layer_index=layer,
         )
         for position, (entry, flag, layer) in enumerate(zip(entries, flags, assigned, strict=True))
     )

@@ -138,6 +138,8 @@ class LayerRow:
     diff_id: str | None
     comment: str
     chain_id: str | None = None
+    # Position of its layer in RootFS.Layers (oldest first); None when it made none, or unplaced.
+    layer_index: int | None = None
 
     @property
     def short_diff_id(self) -> str:
@@ -151,6 +153,10 @@ class LayerStack:
     total_size: int
     quality: MappingQuality
     note: str
+
+    def instructions(self) -> dict[int, str]:
+        """The instruction that made each placed layer, by layer index."""
+        return {row.layer_index: row.instruction for row in self.rows if row.layer_index is not None}
 
 
 @dataclass(frozen=True)
