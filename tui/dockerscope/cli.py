@@ -1,4 +1,4 @@
-"""`dockerscope [--host URL] [--interval SECONDS]`."""
+"""`dockerscope [--host URL] [--interval SECONDS]`, and `dockerscope analyze IMAGE …`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockerscope",
         description="Explore Docker images, their inspect document and their layers by keyboard.",
+        epilog="`dockerscope analyze IMAGE --help`: layer contents, wasted space and CI rules without the UI.",
     )
     parser.add_argument("--version", action="version", version=f"dockerscope {__version__}")
     parser.add_argument(
@@ -47,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["analyze"]:
+        # No Textual here: the report prints to stdout, and a CI job should not load a UI.
+        from dockerscope import analyze
+
+        return analyze.main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     # Imported late so --help and --version answer without loading Textual.
     from dockerscope.service import DockerService, DockerServiceError, resolve_connection
 

@@ -1,0 +1,216 @@
+"""`dockerscope analyze IMAGE`: the layer table, efficiency and top wasted paths, without the UI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import humanize
+
+from dockerscope.sanitize import sanitize
+from dockerscope.service import DockerService, DockerServiceError, ImageDetail, resolve_connection
+from dockerscope.service.ci_rules import DEFAULT_THRESHOLDS, RuleStatus, evaluate, parse_bytes, parse_ratio
+from dockerscope.service.file_analysis import ImageFiles
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
+from dockerscope.service.layer_files import ReadCancelled
+
+TOP_WASTED = 20
+RULE_FLAGS = {
+    "lowest_efficiency": "lowestEfficiency",
+    "highest_wasted_bytes": "highestWastedBytes",
+    "highest_user_wasted_percent": "highestUserWastedPercent",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockerscope analyze",
+        description="Read every layer of an image and report what each adds, modifies and removes, the "
+        "space later layers waste, and the image's efficiency.",
+    )
+    parser.add_argument("image", metavar="IMAGE", help="image id or reference, e.g. app:1")
+    parser.add_argument("--host", metavar="URL", help="daemon address (default: DOCKER_HOST, else the CLI context)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--source",
+        choices=[choice.value for choice in SourceChoice],
+        default=SourceChoice.AUTO.value,
+        help="where layers are read from: overlay2 directories when readable (auto), only those "
+        "(overlay), or the image export stream (export)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="read every layer again, ignoring the disk cache")
+    parser.add_argument("--ci", action="store_true", help="check the rules below; exit 1 when one fails")
+    parser.add_argument(
+        "--lowest-efficiency",
+        metavar="RATIO",
+        type=_checked(parse_ratio),
+        help=f"fail below this efficiency (default {DEFAULT_THRESHOLDS['lowestEfficiency']}, or 'disabled')",
+    )
+    parser.add_argument(
+        "--highest-wasted-bytes",
+        metavar="SIZE",
+        type=_checked(parse_bytes),
+        help="fail above this many wasted bytes, e.g. 20MB (default disabled)",
+    )
+    parser.add_argument(
+        "--highest-user-wasted-percent",
+        metavar="RATIO",
+        type=_checked(lambda text: parse_ratio(text, most=None)),
+        help="fail when wasted bytes over the bytes added above the first layer exceed this ratio "
+        f"(default {DEFAULT_THRESHOLDS['highestUserWastedPercent']}, or 'disabled')",
+    )
+    return parser
+
+
+def _checked(parse: Any) -> Any:
+    """An argparse type that checks the text with `parse` and keeps the text itself."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return check
+
+
+def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        connection = resolve_connection(args.host)
+    except DockerServiceError as error:
+        print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
+        return 2
+    service = DockerService(connection)
+    try:
+        return asyncio.run(_analyze(service, args, out))
+    except DockerServiceError as error:
+        print(f"dockerscope: {sanitize(args.image, 200)}: {error.reason}", file=sys.stderr)
+        return 2
+    except ContentsUnavailable as error:
+        print(f"dockerscope: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ReadCancelled):
+        return 130
+    finally:
+        service.close()
+
+
+async def _analyze(service: DockerService, args: argparse.Namespace, out: TextIO) -> int:
+    """Analyse and report; the exit code. The report is written here rather than returned:
+    asyncio.run's signal handling can end up formatting the main task's result with repr(), and
+    a big image's analysis takes seconds to format."""
+    detail = await service.image_detail_of(args.image)
+    contents = await service.image_contents(detail.id, choice=SourceChoice(args.source), use_cache=not args.no_cache)
+    thresholds = {name: value for flag, name in RULE_FLAGS.items() if (value := getattr(args, flag)) is not None}
+    rules = evaluate(contents.files, thresholds) if args.ci else []
+    if args.json:
+        json.dump(report(detail, contents, rules), out, indent=2)
+        out.write("\n")
+    else:
+        write_text(out, detail, contents, rules)
+    return 1 if any(rule.status is RuleStatus.FAIL for rule in rules) else 0
+
+
+def layer_instructions(detail: ImageDetail, layer_count: int) -> list[str]:
+    """The instruction that made each layer; empty where the history mapping could not place it."""
+    made = detail.layers.instructions()
+    return [made.get(index, "") for index in range(layer_count)]
+
+
+def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = ()) -> dict[str, Any]:
+    files = contents.files
+    instructions = layer_instructions(detail, len(files.layers))
+    document: dict[str, Any] = {
+        "image": {
+            "id": detail.id,
+            "tags": list(detail.inspect.get("RepoTags") or ()),
+            "source": "+".join(contents.sources),
+            "seconds": round(contents.seconds, 3),
+            "size_bytes": files.total_bytes,
+            "kept_bytes": files.kept_bytes,
+            "efficiency": files.efficiency,
+            "wasted_bytes": files.wasted_bytes,
+            "user_size_bytes": files.user_bytes,
+            "user_wasted_ratio": files.user_wasted_ratio if files.user_bytes or not files.wasted_bytes else None,
+            "top_wasted": [
+                {
+                    "path": "/" + item.path,
+                    "copies": item.copies,
+                    "wasted_bytes": item.wasted,
+                    "layers": list(item.layers),
+                    "removed": not item.kept,
+                }
+                for item in files.wasted_paths[:TOP_WASTED]
+            ],
+        },
+        "layers": [
+            {
+                "index": layer.index,
+                "diff_id": layer.diff_id,
+                "instruction": instruction,
+                "size_bytes": layer.size,
+                "entries": layer.entry_count,
+                "files": layer.file_count,
+                "added": layer.added,
+                "modified": layer.modified,
+                "removed": layer.removed,
+                "wasted_bytes": layer.wasted,
+            }
+            for layer, instruction in zip(files.layers, instructions, strict=True)
+        ],
+    }
+    if rules:
+        document["rules"] = [
+            {"name": rule.name, "status": rule.status.value, "message": rule.message} for rule in rules
+        ]
+    return document
+
+
+def _size(size: int) -> str:
+    return humanize.naturalsize(size, format="%.1f")
+
+
+def write_text(out: TextIO, detail: ImageDetail, contents: ImageContents, rules: Sequence[Any]) -> None:
+    files = contents.files
+    name = ", ".join(detail.inspect.get("RepoTags") or ()) or detail.id.removeprefix("sha256:")[:12]
+    out.write(
+        f"Image: {sanitize(name, 300)} · {len(files.layers)} layers · "
+        f"read from {' + '.join(contents.sources) or 'nothing'} in {contents.seconds:.2f} s\n\n"
+    )
+    out.write(f"{'#':>3}  {'Size':>10}  {'Files':>7}  {'Added':>7}  {'Modified':>8}  {'Removed':>7}  ")
+    out.write(f"{'Wasted':>10}  Instruction\n")
+    for layer, instruction in zip(files.layers, layer_instructions(detail, len(files.layers)), strict=True):
+        out.write(
+            f"{layer.index:>3}  {_size(layer.size):>10}  {layer.file_count:>7}  {layer.added:>7}  "
+            f"{layer.modified:>8}  {layer.removed:>7}  {_size(layer.wasted):>10}  {sanitize(instruction, 100)}\n"
+        )
+    out.write(_summary(files))
+    if files.wasted_paths:
+        out.write(f"\nTop wasted paths:\n{'Copies':>6}  {'Wasted':>10}  Path\n")
+        for item in files.wasted_paths[:TOP_WASTED]:
+            note = "" if item.kept else "  (removed)"
+            out.write(f"{item.copies:>6}  {_size(item.wasted):>10}  /{sanitize(item.path, 300)}{note}\n")
+    if rules:
+        out.write("\nResults:\n")
+        for rule in rules:
+            out.write(f"  {rule.line()}\n")
+        counts = {status: sum(1 for rule in rules if rule.status is status) for status in RuleStatus}
+        verdict = "FAIL" if counts[RuleStatus.FAIL] else "PASS"
+        out.write(
+            f"Result:{verdict} [Total:{len(rules)}] [Passed:{counts[RuleStatus.PASS]}] "
+            f"[Failed:{counts[RuleStatus.FAIL]}] [Warn:0] [Skipped:{counts[RuleStatus.SKIP]}]\n"
+        )
+
+
+def _summary(files: ImageFiles) -> str:
+    user = f"{files.user_wasted_ratio * 100:.1f} %" if files.user_bytes or not files.wasted_bytes else "n/a (one layer)"
+    return (
+        f"\nefficiency: {files.efficiency * 100:.2f} %  ·  wasted: {_size(files.wasted_bytes)} "
+        f"of {_size(files.total_bytes)}  ·  user wasted: {user}\n"
+    )
