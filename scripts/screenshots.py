@@ -19,8 +19,10 @@ from dockerscope.service import Connection, DockerService, resolve_connection
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
+from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
+from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_table import LayerTable
 from dockerscope.ui.object_list import ObjectList
 
@@ -28,6 +30,7 @@ SIZE = (150, 44)
 APP_IMAGE = "dockerscope-test/app:1"
 CHAIN_IMAGE = "dockerscope-test/chain-c:1"
 CHANGES_CONTAINER = "dockerscope-test-changes"
+WASTE_IMAGE = "dockerscope-test/waste:1"
 
 Scene = Callable[[Pilot[None], DockerscopeApp], Awaitable[None]]
 
@@ -76,10 +79,40 @@ async def container(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await show_container(pilot, app, CHANGES_CONTAINER)
 
 
+async def contents_shown(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await settle(
+        pilot, lambda: isinstance(app.screen, LayerContentsScreen) and app.screen.query_one(FileTree).root.children
+    )
+
+
 async def container_changes(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await show_container(pilot, app, CHANGES_CONTAINER)
     await pilot.press("3", "enter")
+    await contents_shown(pilot, app)
+
+
+async def layer_contents(pilot: Pilot[None], app: DockerscopeApp, *keys: str) -> None:
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", WASTE_IMAGE)
+    table = app.explorer.query_one(LayerTable)
+    await settle(
+        pilot,
+        lambda: table.row_count > 0 and "unique" in str(app.explorer.query_one("#layer-summary", Static).render()),
+    )
+    await pilot.press("3")
+    while "version-two" not in str(table.get_row_at(table.cursor_row)[-1]):
+        await pilot.press("j")
+    await pilot.press("enter")
+    await contents_shown(pilot, app)
+    await pilot.press(*keys)
     await pilot.pause(0.3)
+
+
+async def layer_changes(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await layer_contents(pilot, app)
+
+
+async def layer_filesystem(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await layer_contents(pilot, app, "a", "s")
 
 
 async def base_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
@@ -133,6 +166,8 @@ SCENES: dict[str, tuple[Scene, bool]] = {
     "explorer": (explorer, True),
     "container": (container, True),
     "container-changes": (container_changes, True),
+    "layer-changes": (layer_changes, True),
+    "layer-filesystem": (layer_filesystem, True),
     "base-image": (base_image, True),
     "inspect-config": (inspect_config, True),
     "hostile-labels-in-layers": (hostile_layers, True),

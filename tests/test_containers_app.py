@@ -105,7 +105,7 @@ async def test_a_container_shows_its_inspect_and_writable_layer_on_its_image_lay
         assert writable[5] == f"container layer: {added} added, {changed} changed, {deleted} deleted"
         assert layer_table(app).cursor_row == len(rows) - 1
 
-        await pilot.press("3", "enter")
+        await pilot.press("3", "i")
         assert isinstance(app.screen, ChangesScreen)
         table = app.screen.query_one(DataTable)
         listed = {(row[0], row[1]) for row in _row_texts(table)}
@@ -130,7 +130,7 @@ async def test_layers_say_how_many_other_images_share_them(app: DockerscopeApp) 
         table = layer_table(app)
         while _row_texts(table)[table.cursor_row][5] != busybox[5]:
             await pilot.press("j")
-        await pilot.press("enter")
+        await pilot.press("i")
         assert isinstance(app.screen, LayerInfoScreen)
         text = app.screen.query_one(Static).render().plain
         assert f"Also in {busybox[4].split()[0]} other image(s)" in text

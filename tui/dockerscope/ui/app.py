@@ -15,6 +15,7 @@ from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.help_screen import HelpScreen
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
+from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_table import LayerTable
 from dockerscope.ui.messages import WatchUpdated
 from dockerscope.ui.object_list import ObjectList
@@ -93,6 +94,7 @@ class DockerscopeApp(App[None]):
                     ("filter", FilterInput.BINDINGS),
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),
+                    ("layer contents", LayerContentsScreen.BINDINGS),
                     ("lists, tree", ObjectList.BINDINGS),
                 ]
             )

@@ -31,6 +31,7 @@ from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import human_size, plain
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
+from dockerscope.ui.layer_contents_screen import ContentsTarget, LayerContentsScreen
 from dockerscope.ui.layer_info_screen import LayerInfoScreen
 from dockerscope.ui.layer_table import LayerTable, changes_summary
 from dockerscope.ui.messages import ContainerDetailReady, ContextReady, DetailFailed, DetailReady
@@ -286,9 +287,20 @@ class ExplorerScreen(Screen[None]):
 
     @on(LayerTable.Chosen)
     def _layer_chosen(self, event: LayerTable.Chosen) -> None:
+        subject, detail = self._subject, self._image_detail
         if event.row is None:
-            if self._container_detail is not None and isinstance(self._subject, ContainerSummary):
-                self.app.push_screen(ChangesScreen(self._subject.name, self._container_detail.writable))
+            if self._container_detail is None or not isinstance(subject, ContainerSummary):
+                return
+            if event.details or detail is None:
+                self.app.push_screen(ChangesScreen(subject.name, self._container_detail.writable))
+            else:
+                target = ContentsTarget(subject.name, detail.id, subject.id, detail.layers.instructions())
+                self.app.push_screen(LayerContentsScreen(self._service, target))
+            return
+        if not event.details and event.row.layer_index is not None and detail is not None and subject is not None:
+            name = subject.name if isinstance(subject, ImageSummary) else f"image of {subject.name}"
+            target = ContentsTarget(name, detail.id, instructions=detail.layers.instructions())
+            self.app.push_screen(LayerContentsScreen(self._service, target, event.row.layer_index))
             return
         sharers = None
         if self._image_context is not None and event.row.chain_id:

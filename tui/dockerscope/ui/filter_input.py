@@ -1,4 +1,4 @@
-"""The live filter above the image list."""
+"""The live filter above a list or tree."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ class FilterInput(Input):
         Binding("escape", "clear_filter", "Clear filter", id="filter.clear"),
     ]
 
-    def __init__(self, *, returns_focus_to: str, id: str | None = None) -> None:
-        super().__init__(placeholder="filter tags and ids…", id=id)
+    def __init__(
+        self, *, returns_focus_to: str, placeholder: str = "filter tags and ids…", id: str | None = None
+    ) -> None:
+        super().__init__(placeholder=placeholder, id=id)
         self._returns_focus_to = returns_focus_to
 
     def action_keep_filter(self) -> None:

@@ -76,17 +76,20 @@ def _writable_cells(writable: WritableLayer) -> tuple[Text, ...]:
 
 class LayerTable(DataTable[Text]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "choose", "Details", id="layers.details"),
+        Binding("enter", "choose", "Contents", id="layers.contents"),
+        Binding("i", "choose(True)", "Layer details", id="layers.details"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
     ]
 
     class Chosen(Message):
-        """Enter on a row: a history entry (its row), or the writable layer (row None)."""
+        """Enter (contents) or i (`details`) on a row: a history entry (its row), or the writable
+        layer (row None)."""
 
-        def __init__(self, row: LayerRow | None) -> None:
+        def __init__(self, row: LayerRow | None, details: bool = False) -> None:
             super().__init__()
             self.row = row
+            self.details = details
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
@@ -140,11 +143,11 @@ class LayerTable(DataTable[Text]):
         elif 0 < cursor < self.row_count:
             self.move_cursor(row=cursor)
 
-    def action_choose(self) -> None:
+    def action_choose(self, details: bool = False) -> None:
         if not self.row_count:
             return
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or ""
         if key == WRITABLE_KEY:
-            self.post_message(self.Chosen(None))
+            self.post_message(self.Chosen(None, details))
         elif key in self._rows:
-            self.post_message(self.Chosen(self._rows[key]))
+            self.post_message(self.Chosen(self._rows[key], details))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual.message import Message
 
 from dockerscope.service import ContainerDetail, DockerServiceError, ImageContext, ImageDetail, WatchUpdate
+from dockerscope.service.layer_contents import ImageContents
+from dockerscope.service.layer_files import ReadProgress
 
 
 class WatchUpdated(Message):
@@ -39,3 +41,23 @@ class DetailFailed(Message):
         super().__init__()
         self.object_id = object_id
         self.error = error
+
+
+class ContentsProgress(Message):
+    """How far reading the layers has come (posted from the reading thread)."""
+
+    def __init__(self, progress: ReadProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+
+class ContentsLoaded(Message):
+    def __init__(self, contents: ImageContents) -> None:
+        super().__init__()
+        self.contents = contents
+
+
+class ContentsFailed(Message):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason

@@ -1,0 +1,257 @@
+"""Enter on a layer: the paths it added, modified and removed, or the whole filesystem as of that
+layer, and the space the image wastes. Reading runs in a worker with a progress bar; Escape cancels."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, ProgressBar, Static
+
+from dockerscope.service import DockerService, DockerServiceError
+from dockerscope.service.file_analysis import FileChange, ImageFiles, filesystem_at
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents
+from dockerscope.service.layer_files import ReadCancelled, ReadProgress
+from dockerscope.ui.file_tree import FileTree
+from dockerscope.ui.file_view import SortOrder, build_view
+from dockerscope.ui.filter_input import FilterInput
+from dockerscope.ui.format import human_size, plain
+from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProgress
+
+# Progress messages from the reading thread are spaced at least this far apart.
+PROGRESS_INTERVAL = 0.05
+TOP_WASTED_ROWS = 50
+FILESYSTEMS_KEPT = 4
+
+
+@dataclass(frozen=True)
+class ContentsTarget:
+    """What to read: an image, or a container (its image's layers and its writable layer on top)."""
+
+    name: str
+    image_id: str
+    container_id: str | None = None
+    instructions: Mapping[int, str] | None = None
+
+
+class LayerContentsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back / cancel", id="contents.close"),
+        Binding("a", "toggle_view", "Changes ↔ filesystem", id="contents.view"),
+        Binding("s", "sort", "Sort", id="contents.sort"),
+        Binding("slash", "filter", "Filter", id="contents.filter"),
+        Binding("left_square_bracket", "layer(-1)", "Layer below", id="contents.below"),
+        Binding("right_square_bracket", "layer(1)", "Layer above", id="contents.above"),
+        Binding("w", "focus_wasted", "Wasted paths", id="contents.wasted"),
+    ]
+
+    def __init__(self, service: DockerService, target: ContentsTarget, layer: int | None = None) -> None:
+        super().__init__()
+        self._service = service
+        self._target = target
+        self._layer = layer
+        self._contents: ImageContents | None = None
+        self._cancel = threading.Event()
+        self._whole_filesystem = False
+        self._order = SortOrder.NAME
+        self._filter = ""
+        self._last_progress = 0.0
+        # The filesystem as of a layer takes a replay of every layer below: keep the last few.
+        self._filesystems: dict[int, list[FileChange]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="contents-title")
+        with Vertical(id="contents-progress"):
+            yield Static(Text("reading layers…"), id="progress-label")
+            yield ProgressBar(id="progress-bar", show_eta=False)
+            yield Static(Text("Esc cancels", style="dim"))
+        with Horizontal(id="contents-body"):
+            with Vertical(id="files-pane", classes="pane"):
+                field = FilterInput(returns_focus_to="#files", placeholder="filter paths…", id="files-filter")
+                field.disabled = True  # unfocusable until `/`: Escape must reach the screen meanwhile
+                yield field
+                yield FileTree(id="files")
+            with Vertical(id="wasted-pane", classes="pane"):
+                yield Static(id="wasted-summary")
+                yield DataTable(id="wasted-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#files-pane").border_title = "Files"
+        self.query_one("#wasted-pane").border_title = "Wasted space"
+        self.query_one("#contents-body").display = False
+        self.query_one("#contents-title", Static).update(self._title())
+        self._read()
+
+    def on_unmount(self) -> None:
+        self._cancel.set()  # the app quits, or the screen closes, while the layers are read
+
+    @work(group="contents", exclusive=True)
+    async def _read(self) -> None:
+        target = self._target
+        try:
+            if target.container_id is not None:
+                contents = await self._service.container_contents(
+                    target.container_id, cancel=self._cancel, on_progress=self._report
+                )
+            else:
+                contents = await self._service.image_contents(
+                    target.image_id, cancel=self._cancel, on_progress=self._report
+                )
+        except ReadCancelled:
+            return
+        except DockerServiceError as error:
+            self.post_message(ContentsFailed(error.reason))
+            return
+        except ContentsUnavailable as error:
+            self.post_message(ContentsFailed(str(error)))
+            return
+        self.post_message(ContentsLoaded(contents))
+
+    def _report(self, progress: ReadProgress) -> None:
+        """Called in the reading thread: post a message now and then, never touch a widget."""
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL or progress.layers_done == progress.layer_count:
+            self._last_progress = now
+            self.post_message(ContentsProgress(progress))
+
+    def on_contents_progress(self, message: ContentsProgress) -> None:
+        progress = message.progress
+        bar = self.query_one(ProgressBar)
+        if progress.bytes_total:
+            bar.update(total=progress.bytes_total, progress=min(progress.bytes_done, progress.bytes_total))
+        label = f"reading layers: {progress.layers_done} of {progress.layer_count} · {human_size(progress.bytes_done)}"
+        if progress.bytes_total:
+            label += f" of about {human_size(progress.bytes_total)}"
+        self.query_one("#progress-label", Static).update(Text(label))
+
+    def on_contents_failed(self, message: ContentsFailed) -> None:
+        self.app.notify(plain(message.reason).plain, title="Could not read the layers", severity="error")
+        self.dismiss()
+
+    def on_contents_loaded(self, message: ContentsLoaded) -> None:
+        contents = self._contents = message.contents
+        layer_count = len(contents.files.layers)
+        if not layer_count:
+            self.app.notify("This image has no layers.", severity="warning")
+            self.dismiss()
+            return
+        self._layer = layer_count - 1 if self._layer is None else min(max(self._layer, 0), layer_count - 1)
+        self.query_one("#contents-progress").display = False
+        self.query_one("#contents-body").display = True
+        self._show_wasted(contents.files)
+        self._show_layer()
+        self.set_focus(self.query_one(FileTree))
+
+    def _show_layer(self) -> None:
+        contents, index = self._contents, self._layer
+        if contents is None or index is None:
+            return
+        layer = contents.files.layers[index]
+        changes = self._filesystem(contents.files, index) if self._whole_filesystem else layer.changes
+        view = build_view(changes, index, layer.opaque, self._filter)
+        top = index == len(contents.files.layers) - 1
+        self.query_one(FileTree).show_view(view, self._order, sizes_known=contents.sizes_known or not top)
+        self.query_one("#contents-title", Static).update(self._title())
+        what = "filesystem as of this layer" if self._whole_filesystem else "this layer's changes"
+        notes = [what, f"sort: {self._order.value}"]
+        if self._filter:
+            notes.append(f"{view.matches} paths match")
+        self.query_one("#files-pane").border_subtitle = plain(" · ".join(notes))
+
+    def _filesystem(self, files: ImageFiles, index: int) -> list[FileChange]:
+        if index not in self._filesystems:
+            if len(self._filesystems) >= FILESYSTEMS_KEPT:
+                del self._filesystems[next(iter(self._filesystems))]
+            self._filesystems[index] = filesystem_at(files, index)
+        return self._filesystems[index]
+
+    def _title(self) -> Text:
+        target, contents, index = self._target, self._contents, self._layer
+        text = Text.assemble(("Layer contents of ", "bold"))
+        text.append_text(plain(target.name, style="bold", max_chars=120))
+        if contents is None or index is None:
+            return text
+        layers = contents.files.layers
+        layer = layers[index]
+        writable = target.container_id is not None and index == len(layers) - 1
+        text.append(f" · layer {index + 1} of {len(layers)}", style="bold")
+        instruction = "container writable layer" if writable else (target.instructions or {}).get(index, "")
+        if instruction:
+            text.append(" · ")
+            text.append_text(plain(instruction, style="cyan", max_chars=200))
+        text.append(f"\n{human_size(layer.size)} in {layer.file_count} files · ")
+        text.append(f"+{layer.added} added ", style="green")
+        text.append(f"~{layer.modified} modified ", style="yellow")
+        text.append(f"-{layer.removed} removed", style="red")
+        if layer.wasted:
+            text.append(f" · {human_size(layer.wasted)} of it wasted by layers above", style="yellow")
+        text.append(f" · read from {' + '.join(contents.sources)} in {contents.seconds:.2f} s", style="dim")
+        if not contents.sizes_known and writable:
+            text.append(" · sizes unknown (docker diff)", style="dim")
+        return text
+
+    def _show_wasted(self, files: ImageFiles) -> None:
+        summary = Text.assemble(("Efficiency ", "bold"), f"{files.efficiency * 100:.1f} %\n")
+        summary.append("Wasted ", style="bold")
+        summary.append(f"{human_size(files.wasted_bytes)} of {human_size(files.total_bytes)}\n")
+        summary.append("User wasted ", style="bold")
+        if files.user_bytes or not files.wasted_bytes:
+            summary.append(f"{files.user_wasted_ratio * 100:.1f} % of the bytes above the first layer")
+        else:
+            summary.append("n/a (one layer)")
+        self.query_one("#wasted-summary", Static).update(summary)
+        table = self.query_one("#wasted-table", DataTable)
+        table.add_columns("Wasted", "Copies", "Path")
+        for item in files.wasted_paths[:TOP_WASTED_ROWS]:
+            path = plain("/" + item.path, style="" if item.kept else "red strike", max_chars=300)
+            table.add_row(Text(human_size(item.wasted), justify="right"), Text(str(item.copies), justify="right"), path)
+        if not files.wasted_paths:
+            table.display = False
+
+    # Keys.
+
+    def action_close(self) -> None:
+        if self._contents is None:
+            self._cancel.set()
+            self.app.notify("Reading the layers was cancelled.")
+        self.dismiss()
+
+    def action_toggle_view(self) -> None:
+        self._whole_filesystem = not self._whole_filesystem
+        self._show_layer()
+
+    def action_sort(self) -> None:
+        self._order = SortOrder.SIZE if self._order is SortOrder.NAME else SortOrder.NAME
+        self._show_layer()
+
+    def action_layer(self, step: int) -> None:
+        if self._contents is None or self._layer is None:
+            return
+        self._layer = min(max(self._layer + step, 0), len(self._contents.files.layers) - 1)
+        self._show_layer()
+
+    def action_filter(self) -> None:
+        if self._contents is None:
+            return
+        field = self.query_one(FilterInput)
+        field.disabled = False
+        field.display = True
+        self.set_focus(field)
+
+    def action_focus_wasted(self) -> None:
+        self.set_focus(self.query_one("#wasted-table", DataTable))
+
+    @on(FilterInput.Changed)
+    def _filter_changed(self, event: FilterInput.Changed) -> None:
+        self._filter = event.value
+        self._show_layer()
