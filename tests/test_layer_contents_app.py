@@ -164,7 +164,7 @@ async def test_escape_cancels_the_reading_and_keeps_the_ui_responsive(service: D
     async with app.run_test(size=SIZE) as pilot:
         await open_layer_without_waiting(pilot, app)
         await wait_until(pilot, gated.reported.is_set)
-        assert screen(app).query_one("#contents-progress").display
+        await wait_until(pilot, lambda: screen(app).query_one("#contents-progress").display)
         await pilot.press("escape")
         assert app.screen is app.explorer
         await pilot.press("1", "j")  # the explorer answers keys while the thread is still held

@@ -31,6 +31,7 @@ from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProg
 PROGRESS_INTERVAL = 0.05
 TOP_WASTED_ROWS = 50
 FILESYSTEMS_KEPT = 4
+PROGRESS_DELAY = 0.15
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,16 @@ class LayerContentsScreen(Screen[None]):
         self.query_one("#files-pane").border_title = "Files"
         self.query_one("#wasted-pane").border_title = "Wasted space"
         self.query_one("#contents-body").display = False
+        self.query_one("#contents-progress").display = False
         self.query_one("#contents-title", Static).update(self._title())
         self._read()
+        self.set_timer(PROGRESS_DELAY, self._show_progress)
+
+    def _show_progress(self) -> None:
+        """Only a read that takes a while gets a progress bar: one already in memory or on disk
+        shows its tree without a frame of progress first."""
+        if self._contents is None:
+            self.query_one("#contents-progress").display = True
 
     def on_unmount(self) -> None:
         self._cancel.set()  # the app quits, or the screen closes, while the layers are read
