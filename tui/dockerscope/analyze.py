@@ -11,8 +11,9 @@ from typing import Any, TextIO
 
 import humanize
 
+from dockerscope.cli import connect
 from dockerscope.sanitize import sanitize
-from dockerscope.service import DockerService, DockerServiceError, ImageDetail, resolve_connection
+from dockerscope.service import DockerService, DockerServiceError, ImageDetail
 from dockerscope.service.ci_rules import DEFAULT_THRESHOLDS, RuleStatus, evaluate, parse_bytes, parse_ratio
 from dockerscope.service.file_analysis import ImageFiles
 from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
@@ -81,12 +82,9 @@ def _checked(parse: Any) -> Any:
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        connection = resolve_connection(args.host)
-    except DockerServiceError as error:
-        print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
+    service = connect(args.host)
+    if service is None:
         return 2
-    service = DockerService(connection)
     try:
         return asyncio.run(_analyze(service, args, out))
     except DockerServiceError as error:
@@ -173,7 +171,7 @@ def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = 
 
 
 def _size(size: int) -> str:
-    return humanize.naturalsize(size, format="%.1f")
+    return f"{size} B" if size < 1000 else humanize.naturalsize(size, format="%.1f")
 
 
 def write_text(out: TextIO, detail: ImageDetail, contents: ImageContents, rules: Sequence[Any]) -> None:

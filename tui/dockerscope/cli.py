@@ -6,8 +6,12 @@ import argparse
 import gc
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dockerscope import __version__
+
+if TYPE_CHECKING:
+    from dockerscope.service import DockerService
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
 DEFAULT_INTERVAL = 60.0
@@ -47,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def connect(host: str | None) -> DockerService | None:
+    """A service for the daemon `host` names (else the one the environment names); None after
+    saying on stderr why there is none."""
+    # Imported late so --help and --version answer without loading docker-py.
+    from dockerscope.service import DockerService, DockerServiceError, resolve_connection
+
+    try:
+        connection = resolve_connection(host)
+    except DockerServiceError as error:
+        print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
+        return None
+    return DockerService(connection)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["analyze"]:
@@ -55,15 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return analyze.main(arguments[1:])
     args = build_parser().parse_args(arguments)
-    # Imported late so --help and --version answer without loading Textual.
-    from dockerscope.service import DockerService, DockerServiceError, resolve_connection
-
-    try:
-        connection = resolve_connection(args.host)
-    except DockerServiceError as error:
-        print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
+    service = connect(args.host)
+    if service is None:
         return 2
-    service = DockerService(connection)
     # The daemon works on the first lists while Textual loads (a third of a second here).
     service.prefetch()
     from dockerscope.ui import create_app
