@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from conftest import APP_IMAGE, BASE_IMAGE, CHANGES_CONTAINER, FIXTURE_IMAGES, TOOL_IMAGE, WASTE_IMAGE
-from dockerscope.service import DockerService
+from dockerscope.service import DockerService, ObjectNotFound
 from dockerscope.service.file_analysis import FileStatus
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import (
@@ -178,3 +178,8 @@ def test_analyze_says_clearly_what_went_wrong() -> None:
     bad = run_analyze(WASTE_IMAGE, "--ci", "--highest-wasted-bytes=lots")
     assert bad.returncode == 2
     assert "not a size" in bad.stderr
+
+
+async def test_an_image_that_is_gone_is_reported_as_not_found(service: DockerService) -> None:
+    with pytest.raises(ObjectNotFound):
+        await service.image_contents("sha256:" + "0" * 64)

@@ -99,8 +99,10 @@ def read_image_layers(
     progress.layers_done = len(layers) - len(missing)
     if missing:
         directories = None
-        if choice is not SourceChoice.EXPORT and not _remaps_ids(client):
+        if choice is not SourceChoice.EXPORT:
             directories = overlay_layer_dirs(inspect.get("GraphDriver"), len(layers))
+            if directories is not None and _remaps_ids(client):
+                directories = None
             if directories is None and choice is SourceChoice.OVERLAY:
                 raise ContentsUnavailable("overlay2 layer directories are not readable here")
         if directories is not None:
@@ -116,7 +118,7 @@ def read_image_layers(
             sources.append("export")
             _read_export(client, image_id, layers, listings, cancel, progress)
         if cache is not None:
-            for diff_id in missing:
+            for diff_id in dict.fromkeys(missing):
                 cache.put(diff_id, listings[diff_id])
     progress.layers_done = len(layers)
     progress.report()
