@@ -24,7 +24,7 @@ from dockerscope.service.layer_files import ReadCancelled, ReadProgress
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view import SortOrder, build_view
 from dockerscope.ui.filter_input import FilterInput
-from dockerscope.ui.format import human_size, plain
+from dockerscope.ui.format import counted, human_size, plain
 from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProgress
 
 # Progress messages from the reading thread are spaced at least this far apart.
@@ -198,7 +198,7 @@ class LayerContentsScreen(Screen[None]):
         if instruction:
             text.append(" · ")
             text.append_text(plain(instruction, style="cyan", max_chars=200))
-        text.append(f"\n{human_size(layer.size)} in {layer.file_count} files · ")
+        text.append(f"\n{human_size(layer.size)} in {counted(layer.file_count, 'file')} · ")
         text.append(f"+{layer.added} added ", style="green")
         text.append(f"~{layer.modified} modified ", style="yellow")
         text.append(f"-{layer.removed} removed", style="red")
