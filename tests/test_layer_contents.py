@@ -107,7 +107,7 @@ async def test_a_container_gets_its_writable_layer_on_top(service: DockerService
     assert len(contents.files.layers) == len(image_layers) + 1
     writable = contents.files.layers[-1]
     assert writable.diff_id == WRITABLE_LAYER
-    assert contents.sources[-1] == "overlay2"
+    assert contents.sources[-1] == "overlay2 upper dir"
     statuses = {change.path: change.status for change in writable.changes}
     expected = {0: FileStatus.MODIFIED, 1: FileStatus.ADDED, 2: FileStatus.REMOVED}
     for change in api.diff(CHANGES_CONTAINER):

@@ -50,7 +50,8 @@ class ContentsUnavailable(Exception):
 class ImageContents:
     """Every layer's changes of one image (and, for a container, its writable layer on top).
 
-    `sources` tells where the listings came from (`cache`, `overlay2`, `export`, `docker diff`);
+    `sources` tells where the listings came from, in order: `memory` (analysed before), `cache`,
+    `overlay2`, `export`, and for a writable layer `overlay2 upper dir` or `docker diff`;
     `sizes_known` is False when the writable layer came from `docker diff`, which has no sizes."""
 
     image_id: str
@@ -215,7 +216,7 @@ def analyze_container(
     if upper is not None:
         try:
             writable = read_layer_dir(upper[0], cancel=cancel)
-            sources = (*sources, "overlay2")
+            sources = (*sources, "overlay2 upper dir")
         except OSError:
             upper = None  # the container was removed mid-walk; docker diff says so clearly
     if writable is None:
