@@ -7,6 +7,9 @@ copied, joined or kept. Layer tars are parsed while they stream by, keyed by mem
 them make up the image, in which order, is only known at the end (the legacy layout writes
 `manifest.json` last). Names are decoded as UTF-8 with `surrogateescape`, as Python decodes file
 names on POSIX, so a non-UTF-8 name gives the same string the overlay2 walk gives.
+
+Why not `tarfile`: in stream mode (`r|`) it reads every byte of every member through its buffers,
+nested for the layer tars; on a 1.1 GB export that parsed at 166 MB/s, this parser at about 2 GB/s.
 """
 
 from __future__ import annotations
