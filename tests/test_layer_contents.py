@@ -183,3 +183,15 @@ def test_analyze_says_clearly_what_went_wrong() -> None:
 async def test_an_image_that_is_gone_is_reported_as_not_found(service: DockerService) -> None:
     with pytest.raises(ObjectNotFound):
         await service.image_contents("sha256:" + "0" * 64)
+
+
+def test_analyze_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dockerscope", "analyze", WASTE_IMAGE, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` having read enough
+    assert process.wait(timeout=120) == 141
+    assert process.stderr.read() == b""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -95,6 +96,11 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         return 2
     except (KeyboardInterrupt, ReadCancelled):
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, and keep the interpreter from
+        # complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         service.close()
 
