@@ -59,10 +59,6 @@ class FileTree(Tree[FileNode]):
         self._order = SortOrder.NAME
         self._sizes_known = True
 
-    @property
-    def view(self) -> FileView:
-        return self._view
-
     def show_view(self, view: FileView, order: SortOrder, sizes_known: bool = True) -> None:
         """Show a new view; directories that were open stay open when they are still there."""
         opened = {node.data.path for node in self._open_nodes() if node.data is not None}
@@ -117,7 +113,7 @@ class FileTree(Tree[FileNode]):
         if data.entry is not None and data.entry.link and data.entry.type is EntryType.SYMLINK:
             name += f" → {data.entry.link}"
         label = Text.assemble((icon, base_style), (f"{mark} ", f"bold {color}" if color else ""))
-        label.append_text(plain(name, style=name_style, max_chars=name_width * 2).copy())
+        label.append_text(plain(name, style=name_style, max_chars=name_width * 2))
         if data.opaque:
             label.append(" (opaque)", style="magenta")
         label.truncate(name_width + 4, overflow="ellipsis", pad=True)
