@@ -7,7 +7,7 @@ import contextlib
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -102,7 +102,7 @@ class ExplorerScreen(Screen[None]):
         images_changed = previous is not None and _image_ids(previous) != _image_ids(snapshot)
         if images_changed and self._image_detail is not None and self._image_context is not None:
             # Images came or went: what the image on show shares may have changed.
-            self.run_worker(self._reload_context(self._image_detail.id), group="context", exclusive=True)
+            self._reload_context(self._image_detail.id)
 
     def show_problem(self, error: DockerServiceError) -> None:
         self.query_one(StatusBar).show_problem(error)
@@ -183,8 +183,11 @@ class ExplorerScreen(Screen[None]):
             self.query_one(InspectTree).show_document("nothing selected", None)
             self._show_layers()
             return
-        self.run_worker(self._load(subject), group="detail", exclusive=True)
+        self._load(subject)
 
+    # Workers by decorator: the coroutine is made when the worker starts, so a worker asked for
+    # while the app shuts down leaves no never-awaited coroutine behind.
+    @work(group="detail", exclusive=True)
     async def _load(self, subject: Subject) -> None:
         await asyncio.sleep(DETAIL_DEBOUNCE_SECONDS)
         try:
@@ -206,6 +209,7 @@ class ExplorerScreen(Screen[None]):
         if snapshot is not None and summary is not None:
             self.post_message(ContextReady(image_id, await self._service.image_context(summary, snapshot)))
 
+    @work(group="context", exclusive=True)
     async def _reload_context(self, image_id: str) -> None:
         """Work the sharing out again after images came or went; failures are the poll's to report."""
         with contextlib.suppress(DockerServiceError):
