@@ -26,7 +26,13 @@ from dockerscope.service.errors import (
 )
 from dockerscope.service.events import WATCHED_TYPES, EventStream
 from dockerscope.service.layer_cache import LayerCache
-from dockerscope.service.layer_contents import ImageContents, SourceChoice, analyze_container, analyze_image
+from dockerscope.service.layer_contents import (
+    ImageContents,
+    SourceChoice,
+    analyze_container,
+    analyze_image,
+    diff_ids,
+)
 from dockerscope.service.layer_files import ProgressCallback
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
@@ -336,10 +342,10 @@ class DockerService:
             self._run(lambda client: client.inspect_image(image_id)),
             self._run(lambda client: client.history(image_id)),
         )
-        diff_ids = _diff_ids(inspect)
+        layers = diff_ids(inspect)
         image_id = str(inspect.get("Id") or image_id)
-        self._chains[image_id] = chain_ids(diff_ids)
-        return ImageDetail(id=image_id, inspect=inspect, layers=map_history(history, diff_ids))
+        self._chains[image_id] = chain_ids(layers)
+        return ImageDetail(id=image_id, inspect=inspect, layers=map_history(history, layers))
 
     async def image_detail_of(self, reference: str) -> ImageDetail:
         """Inspect and history of an image named by id or reference (`app:1`), uncached."""
@@ -432,7 +438,7 @@ class DockerService:
         """
         detail = await self.image_detail(image)
         chains, complete = await self._snapshot_chains(snapshot)
-        chain = chains[image.id] = chain_ids(_diff_ids(detail.inspect))
+        chain = chains[image.id] = chain_ids(diff_ids(detail.inspect))
         sharers = find_sharers(image.id, chains)
         split = split_sizes(chain, layer_sizes(detail.layers, chain), sharers, detail.layers.total_size)
         base: BaseImage | None = None
@@ -479,7 +485,7 @@ class DockerService:
                 except ObjectNotFound:
                     vanished.add(image_id)
                     return
-            self._chains[image_id] = chain_ids(_diff_ids(inspect))
+            self._chains[image_id] = chain_ids(diff_ids(inspect))
 
         await asyncio.gather(*(fetch(image_id) for image_id in image_ids))
         return vanished
@@ -584,10 +590,6 @@ def _container_summary(raw: Mapping[str, Any]) -> ContainerSummary:
         created=_created(raw),
         exit_code=int(exit_code.group(1)) if exit_code else None,
     )
-
-
-def _diff_ids(inspect: Mapping[str, Any]) -> list[str]:
-    return [str(diff_id) for diff_id in (inspect.get("RootFS") or {}).get("Layers") or ()]
 
 
 def _size(raw: Mapping[str, Any], key: str) -> int | None:

@@ -54,7 +54,6 @@ class ImageContents:
     `overlay2`, `export`, and for a writable layer `overlay2 upper dir` or `docker diff`;
     `sizes_known` is False when the writable layer came from `docker diff`, which has no sizes."""
 
-    image_id: str
     files: ImageFiles
     sources: tuple[str, ...]
     seconds: float
@@ -76,6 +75,7 @@ class _Progress:
 
 
 def diff_ids(inspect: Mapping[str, Any]) -> list[str]:
+    """An image's `RootFS.Layers` from its inspect document, oldest first."""
     return [str(diff_id) for diff_id in (inspect.get("RootFS") or {}).get("Layers") or ()]
 
 
@@ -189,7 +189,7 @@ def analyze_image(
         )
         check_cancel(cancel)
         files = analyze_layers(layers)
-    return ImageContents(str(inspect.get("Id") or image_id), files, sources, time.perf_counter() - started)
+    return ImageContents(files, sources, time.perf_counter() - started)
 
 
 def analyze_container(
@@ -225,9 +225,7 @@ def analyze_container(
     check_cancel(cancel)
     with gc_paused():
         files = analyze_layers([*layers, (WRITABLE_LAYER, writable)])
-    return ImageContents(
-        str(inspect.get("Id") or ""), files, sources, time.perf_counter() - started, sizes_known=upper is not None
-    )
+    return ImageContents(files, sources, time.perf_counter() - started, sizes_known=upper is not None)
 
 
 def listing_from_diff(changes: Sequence[Mapping[str, Any]]) -> LayerListing:
