@@ -3,6 +3,8 @@
 from dockerscope.service.connection import Connection, resolve_connection
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import (
+    DaemonAnswerInvalid,
+    DaemonError,
     DaemonPermissionDenied,
     DaemonUnreachable,
     DockerServiceError,
@@ -38,6 +40,8 @@ __all__ = [
     "Connection",
     "ContainerDetail",
     "ContainerSummary",
+    "DaemonAnswerInvalid",
+    "DaemonError",
     "DaemonInfo",
     "DaemonPermissionDenied",
     "DaemonUnreachable",
