@@ -55,11 +55,14 @@ def test_rich_markup_is_left_unchanged() -> None:
     assert sanitize("[link=http://x]y[/link]") == "[link=http://x]y[/link]"
 
 
-@pytest.mark.parametrize(
-    "text", ["café é", "日本語のイメージ", "🐳 whale 👩\u200d💻", "Ελληνικά", "\u00a0nbsp", "a\u200db"]
-)
+@pytest.mark.parametrize("text", ["café é", "日本語のイメージ", "🐳 whale 👩💻", "Ελληνικά", "\u00a0nbsp"])
 def test_ordinary_unicode_is_untouched(text: str) -> None:
     assert sanitize(text) == text
+
+
+def test_zero_width_joiners_are_shown_even_inside_emoji() -> None:
+    # A joiner draws nothing: `nginx\u200d:latest` would pass for `nginx:latest`.
+    assert sanitize("👩\u200d💻 a\u200db") == "👩\\u200d💻 a\\u200db"
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from dockerscope.service.models import LayerKind, LayerRow, LayerStack, MappingQuality
 from dockerscope.service.sharing import chain_ids
+from dockerscope.service.values import count, text, unix_time
 
 METADATA_INSTRUCTIONS = frozenset(
     {
@@ -40,10 +40,11 @@ FILESYSTEM_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 _SHELL_PREFIX = re.compile(r"^/bin/sh -c\s+")
 # The legacy builder prefixes `#(nop)` with the current SHELL (`/bin/sh -c` unless SHELL changed it).
 _LEGACY_NOP = re.compile(r"^(?:\S+\s+){0,16}?#\(nop\)\s+")
-_BUILD_ARGS = re.compile(r"^\|(\d+)\s+")
+# The legacy builder's count of build args. The image author chose it: a count with more digits
+# than this cannot be real, and the command is then shown as it stands.
+_BUILD_ARGS = re.compile(r"^\|(\d{1,6})\s+")
 _BUILDKIT_SUFFIX = re.compile(r"\s+# buildkit$")
 _INSTRUCTION_WORD = re.compile(r"^([A-Z]+)(\s|$)")
-_CONTENT_HASH = re.compile(r"\b((?:file|dir|multi):[0-9a-f]{12})[0-9a-f]{52}\b")
 IMPORTED = "(imported)"
 
 
@@ -62,9 +63,10 @@ def _strip_build_args(command: str) -> str:
     if not match:
         return command
     rest = command[match.end() :]
-    for _ in range(int(match.group(1))):
-        rest = rest.split(" ", 1)[1] if " " in rest else ""
-    return rest
+    # One split, bounded by the text: each arg takes at least a character and a space.
+    args = min(int(match.group(1)), len(rest))
+    parts = rest.split(" ", args)
+    return parts[args] if len(parts) > args else ""
 
 
 def clean_instruction(created_by: str) -> str:
@@ -101,13 +103,6 @@ def _evidence(created_by: str, size: int) -> _Evidence:
     if word == "WORKDIR" and _LEGACY_NOP.match(command):
         return _Evidence.LIKELY  # the legacy builder commits a layer for every WORKDIR
     return _Evidence.POSSIBLE
-
-
-def _created(entry: Mapping[str, Any]) -> datetime | None:
-    value = entry.get("Created")
-    if not isinstance(value, int | float) or value <= 0:
-        return None
-    return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
 def _layer_flags(evidence: Sequence[_Evidence], layer_count: int) -> tuple[list[bool | None], MappingQuality]:
@@ -152,9 +147,9 @@ def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -
     """Build the layer stack from `GET /images/{id}/history` (newest first, as the API returns it)
     and the image's `RootFS.Layers` (oldest first). Rows that made a known layer get its diff id and
     chain id."""
-    entries = list(reversed(history))
-    sizes = [max(int(entry.get("Size") or 0), 0) for entry in entries]
-    commands = [str(entry.get("CreatedBy") or "") for entry in entries]
+    entries = [entry if isinstance(entry, Mapping) else {} for entry in reversed(history)]
+    sizes = [count(entry.get("Size")) for entry in entries]
+    commands = [text(entry.get("CreatedBy")) for entry in entries]
     evidence = [_evidence(command, size) for command, size in zip(commands, sizes, strict=True)]
     flags, quality = _layer_flags(evidence, len(diff_ids))
     assigned = _assign_layers(flags, len(diff_ids))
@@ -163,13 +158,13 @@ def map_history(history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str]) -
     rows = tuple(
         LayerRow(
             number=position + 1,
-            created=_created(entry),
+            created=unix_time(entry.get("Created")),
             created_by=commands[position],
             instruction=clean_instruction(commands[position]),
             size=sizes[position],
             kind=LayerKind.UNKNOWN if flag is None else LayerKind.LAYER if flag else LayerKind.EMPTY,
             diff_id=None if layer is None else diff_ids[layer],
-            comment=str(entry.get("Comment") or ""),
+            comment=text(entry.get("Comment")),
             chain_id=None if layer is None else chain[layer],
             layer_index=layer,
         )
