@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from dockerscope.service import EventBatch
-from dockerscope.service.docker_service import parse_timestamp
 from dockerscope.service.events import event_batch
+from dockerscope.service.values import parse_timestamp
 
 CONTAINER = "c" * 64
 IMAGE = "sha256:" + "1" * 64

@@ -9,7 +9,6 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import docker
@@ -19,6 +18,8 @@ from docker.errors import APIError, DockerException, NotFound
 from dockerscope import clock
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import (
+    DaemonAnswerInvalid,
+    DaemonError,
     DaemonPermissionDenied,
     DaemonUnreachable,
     DockerServiceError,
@@ -27,13 +28,14 @@ from dockerscope.service.errors import (
 from dockerscope.service.events import WATCHED_TYPES, EventStream
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import (
+    ContentsUnavailable,
     ImageContents,
     SourceChoice,
     analyze_container,
     analyze_image,
     diff_ids,
 )
-from dockerscope.service.layer_files import ProgressCallback
+from dockerscope.service.layer_files import ProgressCallback, ReadCancelled
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
     BaseImage,
@@ -59,6 +61,7 @@ from dockerscope.service.sharing import (
     split_sizes,
 )
 from dockerscope.service.threads import DaemonThreadPool
+from dockerscope.service.values import count, parse_timestamp, text, unix_time
 
 T = TypeVar("T")
 
@@ -73,10 +76,10 @@ CONTEXT_CONCURRENCY = 3
 MAX_IMAGE_INSPECTS = 16
 # Seconds a layer read may wait for the next bytes: a daemon builds a big export as it streams it.
 LAYER_READ_TIMEOUT = 120.0
-_TIMESTAMP = re.compile(
-    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<zone>[Zz]|[+-]\d{2}:\d{2})$"
-)
-_EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
+# A reason holds daemon text; this much of it is plenty to say what went wrong.
+REASON_CHARS = 300
+# An exit code is a 32-bit number: a longer one is not read (int() refuses thousands of digits).
+_EXIT_CODE = re.compile(r"^Exited \((-?\d{1,10})\)")
 _PERMISSION = re.compile(r"permission denied|errno 13\b", re.IGNORECASE)
 _REASONS = (
     (re.compile(r"no such file or directory|errno 2\b", re.IGNORECASE), "the socket does not exist"),
@@ -89,12 +92,44 @@ _REASONS = (
 )
 
 
+# What a malformed answer raises on its way through requests, docker-py and the parsers.
+_ANSWER_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, cut short (it may quote a daemon's answer)."""
+    try:
+        message = str(exc)
+    except Exception:  # an error whose text cannot even be made
+        message = ""
+    line = message.splitlines()[0] if message.strip() else type(exc).__name__
+    return line[:REASON_CHARS]
+
+
 def _describe_failure(exc: BaseException) -> str:
-    text = str(exc)
+    message = _first_line(exc)
     for pattern, reason in _REASONS:
-        if pattern.search(text):
+        if pattern.search(message):
             return reason
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return message
+
+
+def _http_status(causes: Iterable[BaseException]) -> tuple[int, str] | None:
+    """The status and reason of an HTTP error answer among the causes (the version handshake wraps
+    it in a plain DockerException)."""
+    for cause in causes:
+        response = getattr(cause, "response", None)
+        if isinstance(cause, requests.HTTPError) and response is not None:
+            return int(response.status_code), str(response.reason or "")[:REASON_CHARS]
+    return None
+
+
+def _is_malformed_answer(exc: BaseException) -> bool:
+    """A parse or type error on a daemon's answer (requests' own URL and header errors are
+    ValueErrors too, but they are about the address, not the answer)."""
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return True
+    return isinstance(exc, _ANSWER_ERRORS) and not isinstance(exc, requests.RequestException)
 
 
 class DockerService:
@@ -116,7 +151,7 @@ class DockerService:
         self._api_version: str | None = None
         self._daemon: DaemonInfo | None = None
         self._poll: asyncio.Future[Snapshot] | None = None
-        self._prefetched: Future[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] | None = None
+        self._prefetched: Future[tuple[Mapping[str, Any], list[ImageSummary], list[ContainerSummary]]] | None = None
         self._details: OrderedDict[tuple[str, tuple[str, ...]], ImageDetail] = OrderedDict()
         self._contents: OrderedDict[str, ImageContents] = OrderedDict()
         # Chain ids by image id: an id names one config, so an entry never goes stale.
@@ -165,14 +200,27 @@ class DockerService:
         self._local = threading.local()
         self._daemon = None
 
-    def _translate(self, exc: Exception) -> DockerServiceError:
+    def _translate(self, exc: BaseException) -> DockerServiceError:
+        """The typed error for whatever a call raised: every failure, whatever the daemon answered,
+        becomes one of the service's errors."""
+        if isinstance(exc, DockerServiceError):
+            return exc
         if isinstance(exc, NotFound):
-            return ObjectNotFound(self.host, str(exc.explanation or "not found"))
+            return ObjectNotFound(self.host, text(exc.explanation)[:REASON_CHARS] or "not found")
         if isinstance(exc, APIError):
-            return DockerServiceError(self.host, str(exc.explanation or exc))
-        if _PERMISSION.search(str(exc)) or any(isinstance(inner, PermissionError) for inner in _causes(exc)):
+            explanation = text(exc.explanation)[:REASON_CHARS] or _first_line(exc)
+            status = exc.status_code
+            return DaemonError(self.host, f"HTTP {status}: {explanation}" if status else explanation)
+        causes = _causes(exc)
+        if (answer := _http_status(causes)) is not None:
+            return DaemonError(self.host, f"HTTP {answer[0]} {answer[1]} ({_first_line(exc)})")
+        if any(_is_malformed_answer(cause) for cause in causes):
+            return DaemonAnswerInvalid(self.host, f"unexpected answer: {_first_line(exc)}")
+        if _PERMISSION.search(_first_line(exc)) or any(isinstance(inner, PermissionError) for inner in causes):
             return DaemonPermissionDenied(self.host, "permission denied on the daemon socket")
-        return DaemonUnreachable(self.host, _describe_failure(exc))
+        if isinstance(exc, DockerException | requests.RequestException | OSError):
+            return DaemonUnreachable(self.host, _describe_failure(exc))
+        return DaemonAnswerInvalid(self.host, f"unexpected answer: {type(exc).__name__}: {_first_line(exc)}")
 
     def _submit(self, call: Callable[[docker.APIClient], T]) -> Future[T]:
         return self._pool.submit(lambda: call(self._client()))
@@ -203,32 +251,59 @@ class DockerService:
         return await self._result_of(job)
 
     async def _result_of(self, job: Future[T]) -> T:
+        """The job's result. Whatever it raises leaves as one of the service's errors, except a
+        cancelled read and a layer source that cannot be used, which the caller asked about."""
         try:
             return await asyncio.wrap_future(job)
-        except (DockerException, requests.RequestException, OSError) as exc:
+        except (DockerServiceError, ReadCancelled, ContentsUnavailable):
+            raise
+        except Exception as exc:
             error = self._translate(exc)
             if isinstance(error, DaemonUnreachable | DaemonPermissionDenied):
                 self._forget_clients()
             raise error from exc
 
+    def _objects(self, answer: object, what: str) -> list[Mapping[str, Any]]:
+        """A list answer whose items must all be objects; anything else is an invalid answer."""
+        if not isinstance(answer, list) or not all(isinstance(item, Mapping) for item in answer):
+            raise DaemonAnswerInvalid(self.host, f"{what} is not a list of objects")
+        return answer
+
+    def _object(self, answer: object, what: str) -> Mapping[str, Any]:
+        if not isinstance(answer, Mapping):
+            raise DaemonAnswerInvalid(self.host, f"{what} is not an object")
+        return answer
+
+    def _images(self, answer: object) -> list[ImageSummary]:
+        return [_image_summary(raw) for raw in self._objects(answer, "the image list")]
+
+    def _containers(self, answer: object) -> list[ContainerSummary]:
+        return [_container_summary(raw) for raw in self._objects(answer, "the container list")]
+
     def prefetch(self) -> None:
         """Send the first poll's requests now, from a worker thread, so the daemon answers while
         the UI is still loading; the next `snapshot()` takes that answer instead of asking again."""
         self._prefetched = self._submit(
-            lambda client: (client.version(api_version=False), client.images(), client.containers(all=True))
+            lambda client: (
+                self._object(client.version(api_version=False), "the version"),
+                self._images(client.images()),
+                self._containers(client.containers(all=True)),
+            )
         )
 
     async def daemon_info(self) -> DaemonInfo:
         if self._daemon is None:
-            self._remember_daemon(await self._run(lambda client: client.version(api_version=False)))
+            self._remember_daemon(
+                await self._run(lambda client: self._object(client.version(api_version=False), "the version"))
+            )
         assert self._daemon is not None
         return self._daemon
 
     def _remember_daemon(self, version: Mapping[str, Any]) -> None:
         self._daemon = DaemonInfo(
             host=self.host,
-            engine_version=str(version.get("Version", "?")),
-            api_version=str(self._api_version or version.get("ApiVersion", "?")),
+            engine_version=text(version.get("Version"))[:REASON_CHARS] or "?",
+            api_version=text(self._api_version or version.get("ApiVersion"))[:REASON_CHARS] or "?",
         )
 
     async def snapshot(self) -> Snapshot:
@@ -247,10 +322,10 @@ class DockerService:
         else:
             daemon = await self.daemon_info()
             images, containers = await asyncio.gather(
-                self._run(lambda client: client.images()),
-                self._run(lambda client: client.containers(all=True)),
+                self._run(lambda client: self._images(client.images())),
+                self._run(lambda client: self._containers(client.containers(all=True))),
             )
-        return self._publish(daemon, map(_image_summary, images), map(_container_summary, containers))
+        return self._publish(daemon, images, containers)
 
     def _publish(
         self, daemon: DaemonInfo, images: Iterable[ImageSummary], containers: Iterable[ContainerSummary]
@@ -287,8 +362,8 @@ class DockerService:
             if not batch.container_ids:
                 return
             ids = sorted(batch.container_ids)
-            listed = await self._run(lambda client: client.containers(all=True, filters={"id": ids}))
-            fresh = {summary.id: summary for summary in map(_container_summary, listed)}
+            listed = await self._run(lambda client: self._containers(client.containers(all=True, filters={"id": ids})))
+            fresh = {summary.id: summary for summary in listed}
             for container_id in ids:
                 if container_id in fresh:
                     containers[container_id] = fresh[container_id]
@@ -298,20 +373,22 @@ class DockerService:
         async def fetch_image(image_id: str) -> bool:
             """Refresh one image in place; False when the daemon knows it by another id."""
             try:
-                inspect = await self._run(lambda client: client.inspect_image(image_id))
+                summary = await self._run(
+                    lambda client: _image_from_inspect(self._object(client.inspect_image(image_id), "an image inspect"))
+                )
             except ObjectNotFound:
                 images.pop(image_id, None)
                 return True
-            if inspect.get("Id") != image_id:
+            if summary.id != image_id:
                 return False
-            images[image_id] = _image_from_inspect(inspect)
+            images[image_id] = summary
             return True
 
         image_fetches = [] if whole_image_list else [fetch_image(image_id) for image_id in image_ids]
         _, *found = await asyncio.gather(fetch_containers(), *image_fetches)
         if whole_image_list or not all(found):
-            raw_images = await self._run(lambda client: client.images())
-            images = {summary.id: summary for summary in (_image_summary(raw) for raw in raw_images)}
+            listed_images = await self._run(lambda client: self._images(client.images()))
+            images = {summary.id: summary for summary in listed_images}
         return self._publish(latest.daemon, images.values(), containers.values())
 
     def open_event_stream(self) -> EventStream:
@@ -320,7 +397,7 @@ class DockerService:
         try:
             client = self._new_client()
             stream = client.events(decode=True, filters={"type": list(WATCHED_TYPES)})
-        except (DockerException, requests.RequestException, OSError) as exc:
+        except Exception as exc:
             raise self._translate(exc) from exc
         return EventStream(stream, client)
 
@@ -339,13 +416,13 @@ class DockerService:
 
     async def _fetch_image_detail(self, image_id: str) -> ImageDetail:
         inspect, history = await asyncio.gather(
-            self._run(lambda client: client.inspect_image(image_id)),
-            self._run(lambda client: client.history(image_id)),
+            self._run(lambda client: self._object(client.inspect_image(image_id), "the image inspect")),
+            self._run(lambda client: self._objects(client.history(image_id), "the image history")),
         )
-        layers = diff_ids(inspect)
-        image_id = str(inspect.get("Id") or image_id)
-        self._chains[image_id] = chain_ids(layers)
-        return ImageDetail(id=image_id, inspect=inspect, layers=map_history(history, layers))
+        # Mapping and chain ids cost time in proportion to what the daemon sent: not on the loop.
+        detail = await self._result_of(self._pool.submit(lambda: _image_detail(image_id, inspect, history)))
+        self._chains[detail.id] = detail.chain
+        return detail
 
     async def image_detail_of(self, reference: str) -> ImageDetail:
         """Inspect and history of an image named by id or reference (`app:1`), uncached."""
@@ -397,11 +474,17 @@ class DockerService:
         """Inspect, writable layer and image of one container; never cached, since the writable
         layer changes while the container runs. Raises ObjectNotFound when the container is gone."""
         inspect, listed, changes, image = await asyncio.gather(
-            self._run(lambda client: client.inspect_container(container.id)),
+            self._run(lambda client: self._object(client.inspect_container(container.id), "the container inspect")),
             # Only the list endpoint reports SizeRw; the daemon walks the layer for it, so ask for
             # this one container alone.
-            self._run(lambda client: client.containers(all=True, size=True, filters={"id": [container.id]})),
-            self._run(lambda client: client.diff(container.id)),
+            self._run(
+                lambda client: self._objects(
+                    client.containers(all=True, size=True, filters={"id": [container.id]}), "the container list"
+                )
+            ),
+            self._run(
+                lambda client: _changes(self._objects(client.diff(container.id) or [], "the container's changes"))
+            ),
             self._container_image(container.image_id),
         )
         sizes = next((raw for raw in listed if raw.get("Id") == container.id), None)
@@ -414,7 +497,7 @@ class DockerService:
             writable=WritableLayer(
                 size=_size(sizes, "SizeRw"),
                 root_fs_size=_size(sizes, "SizeRootFs"),
-                changes=_changes(changes),
+                changes=changes,
             ),
         )
 
@@ -438,11 +521,18 @@ class DockerService:
         """
         detail = await self.image_detail(image)
         chains, complete = await self._snapshot_chains(snapshot)
-        chain = chains[image.id] = chain_ids(diff_ids(detail.inspect))
-        sharers = find_sharers(image.id, chains)
-        split = split_sizes(chain, layer_sizes(detail.layers, chain), sharers, detail.layers.total_size)
+        chains[image.id] = detail.chain
+
+        def relate() -> tuple[dict[str, tuple[str, ...]], Any, tuple[ImageSummary, ...]]:
+            # In proportion to every image's layers: off the loop.
+            sharers = find_sharers(image.id, chains)
+            split = split_sizes(
+                detail.chain, layer_sizes(detail.layers, detail.chain), sharers, detail.layers.total_size
+            )
+            return sharers, split, base_candidates(image, snapshot.images, chains)
+
+        sharers, split, candidates = await self._result_of(self._pool.submit(relate))
         base: BaseImage | None = None
-        candidates = base_candidates(image, snapshot.images, chains)
         if candidates:
             candidates, history_count, found = await self._base_history(candidates, detail)
             complete = complete and found
@@ -481,11 +571,15 @@ class DockerService:
         async def fetch(image_id: str) -> None:
             async with limit:
                 try:
-                    inspect = await self._run(lambda client: client.inspect_image(image_id))
+                    chain = await self._run(
+                        lambda client: chain_ids(
+                            diff_ids(self._object(client.inspect_image(image_id), "an image inspect"))
+                        )
+                    )
                 except ObjectNotFound:
                     vanished.add(image_id)
                     return
-            self._chains[image_id] = chain_ids(diff_ids(inspect))
+            self._chains[image_id] = chain
 
         await asyncio.gather(*(fetch(image_id) for image_id in image_ids))
         return vanished
@@ -525,24 +619,20 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _created(raw: Mapping[str, Any]) -> datetime | None:
-    created = raw.get("Created")
-    if isinstance(created, int | float) and created > 0:
-        return datetime.fromtimestamp(created, tz=timezone.utc)
-    return None
-
-
 def _tags(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(tag) for tag in raw.get("RepoTags") or () if tag and tag != "<none>:<none>")
+    tags = raw.get("RepoTags")
+    if not isinstance(tags, list):
+        return ()
+    return tuple(tag for tag in map(text, tags) if tag and tag != "<none>:<none>")
 
 
 def _image_summary(raw: Mapping[str, Any]) -> ImageSummary:
     """An image list entry; its container count is filled in by `_publish`."""
     return ImageSummary(
-        id=str(raw.get("Id") or ""),
+        id=text(raw.get("Id")),
         tags=_tags(raw),
-        created=_created(raw),
-        size=max(int(raw.get("Size") or 0), 0),
+        created=unix_time(raw.get("Created")),
+        size=count(raw.get("Size")),
         containers=0,
     )
 
@@ -550,44 +640,38 @@ def _image_summary(raw: Mapping[str, Any]) -> ImageSummary:
 def _image_from_inspect(inspect: Mapping[str, Any]) -> ImageSummary:
     """The list entry of an image, from its inspect document (same fields, Created in RFC 3339)."""
     return ImageSummary(
-        id=str(inspect.get("Id") or ""),
+        id=text(inspect.get("Id")),
         tags=_tags(inspect),
         # Whole seconds, as the image list gives them.
         created=created.replace(microsecond=0) if (created := parse_timestamp(inspect.get("Created"))) else None,
-        size=max(int(inspect.get("Size") or 0), 0),
+        size=count(inspect.get("Size")),
         containers=0,
     )
 
 
-def parse_timestamp(value: object) -> datetime | None:
-    """An RFC 3339 time as the daemon writes it (nanoseconds, `Z`); None for the zero time."""
-    if not isinstance(value, str):
-        return None
-    match = _TIMESTAMP.match(value)
-    if match is None:
-        return None
-    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
-    zone = "+00:00" if match["zone"] in ("Z", "z") else match["zone"]
-    try:
-        parsed = datetime.fromisoformat(f"{match['base']}.{fraction}{zone}")
-    except ValueError:
-        return None
-    return parsed if parsed.year > 1 else None
+def _image_detail(image_id: str, inspect: Mapping[str, Any], history: list[Mapping[str, Any]]) -> ImageDetail:
+    layers = diff_ids(inspect)
+    return ImageDetail(
+        id=text(inspect.get("Id")) or image_id,
+        inspect=inspect,
+        layers=map_history(history, layers),
+        chain=chain_ids(layers),
+    )
 
 
 def _container_summary(raw: Mapping[str, Any]) -> ContainerSummary:
-    names = raw.get("Names") or ()
-    state = str(raw.get("State") or "")
-    status = str(raw.get("Status") or "")
+    names = raw.get("Names")
+    state = text(raw.get("State"))
+    status = text(raw.get("Status"))
     exit_code = _EXIT_CODE.match(status) if state == "exited" else None
     return ContainerSummary(
-        id=str(raw.get("Id") or ""),
-        name=str(names[0]).removeprefix("/") if names else "",
-        image=str(raw.get("Image") or ""),
-        image_id=str(raw.get("ImageID") or ""),
+        id=text(raw.get("Id")),
+        name=text(names[0]).removeprefix("/") if isinstance(names, list) and names else "",
+        image=text(raw.get("Image")),
+        image_id=text(raw.get("ImageID")),
         state=state,
         status=status,
-        created=_created(raw),
+        created=unix_time(raw.get("Created")),
         exit_code=int(exit_code.group(1)) if exit_code else None,
     )
 
@@ -595,16 +679,16 @@ def _container_summary(raw: Mapping[str, Any]) -> ContainerSummary:
 def _size(raw: Mapping[str, Any], key: str) -> int | None:
     """A size from the container list; the daemon omits zero sizes, anything but a count is unknown."""
     value = raw.get(key, 0)
-    return value if isinstance(value, int) and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _changes(raw: list[Mapping[str, Any]] | None) -> tuple[Change, ...]:
+def _changes(raw: list[Mapping[str, Any]]) -> tuple[Change, ...]:
     """`docker diff` entries sorted by path (the daemon's order changes from call to call). The API
     sends null for none; kinds this version does not know are left out."""
     known = {kind.value: kind for kind in ChangeKind}
     changes = (
-        Change(path=str(change.get("Path") or ""), kind=known[change["Kind"]])
-        for change in raw or ()
-        if change.get("Kind") in known
+        Change(path=text(change.get("Path")), kind=known[kind])
+        for change in raw
+        if isinstance(kind := change.get("Kind"), int) and not isinstance(kind, bool) and kind in known
     )
     return tuple(sorted(changes, key=lambda change: change.path))

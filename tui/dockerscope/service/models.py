@@ -161,11 +161,12 @@ class LayerStack:
 
 @dataclass(frozen=True)
 class ImageDetail:
-    """The inspect document and layer stack of one image."""
+    """The inspect document and layer stack of one image, and the chain ids of its layers."""
 
     id: str
     inspect: Mapping[str, Any]
     layers: LayerStack
+    chain: tuple[str, ...] = ()
 
 
 class ChangeKind(enum.Enum):

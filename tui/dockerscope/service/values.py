@@ -29,10 +29,15 @@ def count(value: object) -> int:
 
 
 def text(value: object) -> str:
-    """A string field; anything else (null, a number, a list) as its JSON-ish text, "" for null."""
+    """A string field; a number as its digits, "" for null, and an object or array only by its
+    kind: its repr could be megabytes, or nested too deep to make at all."""
     if isinstance(value, str):
         return value
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool | float) or (isinstance(value, int) and abs(value) < 10**100):
+        return str(value)
+    return {dict: "<object>", list: "<array>"}.get(type(value), "<value>")
 
 
 def unix_time(value: object) -> datetime | None:
