@@ -10,6 +10,7 @@ import docker
 from docker.types.daemon import CancellableStream
 
 from dockerscope.service.models import EventBatch
+from dockerscope.service.values import text
 
 # Event types the watcher subscribes to.
 WATCHED_TYPES = ("image", "container")
@@ -42,8 +43,8 @@ def event_batch(event: Mapping[str, Any]) -> EventBatch:
     Reads `Type`, `Action` and `Actor.ID`, falling back to the pre-1.52 `status`/`id` fields. An
     action may carry details after a colon (`health_status: healthy`, `exec_start: sh`)."""
     actor = event.get("Actor")
-    object_id = str((actor.get("ID") if isinstance(actor, Mapping) else None) or event.get("id") or "")
-    action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0].strip()
+    object_id = text((actor.get("ID") if isinstance(actor, Mapping) else None) or event.get("id"))
+    action = text(event.get("Action") or event.get("status")).split(":", 1)[0].strip()
     kind = event.get("Type")
     if kind == "container":
         if action in QUIET_CONTAINER_ACTIONS or not object_id:
