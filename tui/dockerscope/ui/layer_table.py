@@ -15,6 +15,10 @@ from dockerscope.ui.format import human_size, plain, relative_time
 
 BASE_BOUNDARY_KEY = "base"
 WRITABLE_KEY = "rw"
+ELIDED_KEY = "elided"
+# A real image has a few dozen history entries; the image's author chooses how many, and each row
+# costs the table time on the UI thread. Beyond this many, the oldest and newest halves are shown.
+MAX_HISTORY_ROWS = 1000
 
 
 def changes_summary(writable: WritableLayer) -> str:
@@ -61,6 +65,11 @@ def _history_cells(row: LayerRow, context: ImageContext | None, is_base: bool) -
         shared,
         plain(row.instruction, style=style, max_chars=300),
     )
+
+
+def _elided_cells(hidden: int) -> tuple[Text, ...]:
+    label = Text(f"… {hidden:,} more history entries not shown …", style="yellow")
+    return (Text("…", style="yellow"), Text(""), Text(""), Text(""), Text(""), label)
 
 
 def _writable_cells(writable: WritableLayer) -> tuple[Text, ...]:
@@ -121,7 +130,13 @@ class LayerTable(DataTable[Text]):
         if stack is not None:
             base = context.base if context else None
             base_entries = base.history_count if base and base.history_count else 0
+            hidden = max(len(stack.rows) - MAX_HISTORY_ROWS, 0)
+            newest_from = len(stack.rows) - MAX_HISTORY_ROWS // 2
             for index, row in enumerate(stack.rows):
+                if hidden and MAX_HISTORY_ROWS // 2 <= index < newest_from:
+                    if index == MAX_HISTORY_ROWS // 2:
+                        rows.append((ELIDED_KEY, _elided_cells(hidden)))
+                    continue
                 if base is not None and base_entries and index == base_entries:
                     rows.append((BASE_BOUNDARY_KEY, _boundary_cells(base.names)))
                 self._rows[str(row.number)] = row
