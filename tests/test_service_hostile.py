@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from apphelpers import SIZE, layer_table, wait_until
 from dockerscope.service import (
     Connection,
     DaemonAnswerInvalid,
@@ -23,6 +24,8 @@ from dockerscope.service import (
     ImageSummary,
     LayerKind,
 )
+from dockerscope.ui import create_app
+from dockerscope.ui.layer_table import MAX_HISTORY_ROWS
 from recorded_daemon import Answer, RecordedDaemon, error_answer, nested_json
 
 IMAGE_ID = "sha256:" + "a" * 64
@@ -192,3 +195,24 @@ async def test_nothing_but_service_errors_leave_the_service(serve: Any) -> None:
             for call in (service.snapshot(), service.image_detail(_summary())):
                 with contextlib.suppress(DockerServiceError):
                     await call
+
+
+async def test_the_layer_table_shows_both_ends_of_a_huge_history_and_q_still_quits(serve: Any) -> None:
+    history = [
+        {"Created": 1_700_000_000, "CreatedBy": f"/bin/sh -c #(nop)  ENV STEP={index}", "Size": 0}
+        for index in reversed(range(20_000))
+    ]
+    service = serve(_daemon_answers(**{"/images/IMAGE/history": history}))
+    app = create_app(service, interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: layer_table(app).row_count > 0, timeout=20)
+        table = layer_table(app)
+        shown = [table.get_row_at(row)[-1].plain for row in range(table.row_count)]
+        assert len(shown) == MAX_HISTORY_ROWS + 1
+        assert shown[0] == "ENV STEP=0" and shown[-1] == "ENV STEP=19999"
+        assert "19,000 more history entries not shown" in shown[MAX_HISTORY_ROWS // 2]
+        started = time.perf_counter()
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running)
+        # Generous for a loaded CI machine: a table of 20,000 rows on the UI thread took far longer.
+        assert time.perf_counter() - started < 2.0
