@@ -8,6 +8,7 @@ import os
 import stat
 import threading
 import time
+import tracemalloc
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from dockerscope.service import layer_cache
 from dockerscope.service.layer_cache import LayerCache, default_cache_dir
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 
-HEADER = b"dockerscope layer listing 1\n"
+HEADER = b"dockerscope layer listing 2\n"
 
 
 def _diff_id(name: str) -> str:
@@ -26,7 +27,7 @@ def _diff_id(name: str) -> str:
 
 
 def _file(directory: Path, diff_id: str) -> Path:
-    return directory / f"{diff_id.removeprefix('sha256:')}.v1"
+    return directory / f"{diff_id.removeprefix('sha256:')}.v2"
 
 
 def _cache_files(directory: Path) -> list[str]:
@@ -218,7 +219,7 @@ DAMAGE: dict[str, Callable[[bytes, str], bytes]] = {
     "garbage": lambda data, _: os.urandom(len(data)),
     "garbage after header": lambda data, _: HEADER + os.urandom(200),
     "flipped byte": lambda data, _: data[:100] + bytes([data[100] ^ 0xFF]) + data[101:],
-    "other version": lambda data, _: b"dockerscope layer listing 2\n" + data[len(HEADER) :],
+    "other version": lambda data, _: b"dockerscope layer listing 1\n" + data[len(HEADER) :],
     "no header": lambda data, _: data[len(HEADER) :],
     "not json": lambda data, _: HEADER + zlib.compress(b"{not json"),
     "not utf-8": lambda data, _: HEADER + zlib.compress(b'{"diff_id": "\xff\xfe"}'),
@@ -240,7 +241,7 @@ DAMAGE: dict[str, Callable[[bytes, str], bytes]] = {
 def test_the_hand_built_document_is_valid(cache: LayerCache, directory: Path) -> None:
     """The damage cases below change one thing each of this document, so it must load."""
     diff_id = _diff_id("hand built")
-    directory.mkdir()
+    directory.mkdir(mode=0o700)
     _file(directory, diff_id).write_bytes(_payload(_valid_document(diff_id)))
     entries = (LayerEntry("a", EntryType.FILE, 1, 0o644, 0, 0), LayerEntry("b", EntryType.FILE, 2, 0o644, 0, 0))
     assert cache.get(diff_id) == LayerListing(entries)
@@ -262,7 +263,8 @@ def test_damaged_file_is_a_miss_and_removed(
 
 def test_unreadable_file_is_a_miss(cache: LayerCache, directory: Path) -> None:
     diff_id = _diff_id("a directory")
-    _file(directory, diff_id).mkdir(parents=True)
+    directory.mkdir(mode=0o700)
+    _file(directory, diff_id).mkdir()
     assert cache.get(diff_id) is None
     cache.put(diff_id, FULL_LISTING)
     assert cache.get(diff_id) is None
@@ -317,7 +319,7 @@ def test_failed_rename_removes_the_temp_file_and_keeps_the_old_one(
 ) -> None:
     cache.put(_diff_id("one"), _listing("old"))
 
-    def failing_replace(source: str, target: object) -> None:
+    def failing_replace(source: str, target: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(layer_cache.os, "replace", failing_replace)
@@ -428,7 +430,7 @@ def test_zero_bound_stores_nothing(directory: Path) -> None:
 
 def test_files_that_are_not_the_caches_are_left_alone(tmp_path: Path, directory: Path) -> None:
     size = _file_size(tmp_path)
-    directory.mkdir()
+    directory.mkdir(mode=0o700)
     (directory / "notes.txt").write_bytes(b"x" * 10 * size)
     (directory / ("f" * 64)).write_bytes(b"x" * 10 * size)
     cache = LayerCache(directory, max_bytes=2 * size + size // 2)
@@ -442,8 +444,8 @@ def test_files_that_are_not_the_caches_are_left_alone(tmp_path: Path, directory:
 
 def test_other_versions_files_count_and_age_out(tmp_path: Path, directory: Path) -> None:
     size = _file_size(tmp_path)
-    directory.mkdir()
-    other = directory / ("e" * 64 + ".v2")
+    directory.mkdir(mode=0o700)
+    other = directory / ("e" * 64 + ".v1")
     other.write_bytes(b"x" * size)
     os.utime(other, (1_000_000, 1_000_000))
     cache = LayerCache(directory, max_bytes=2 * size + size // 2)
@@ -454,8 +456,8 @@ def test_other_versions_files_count_and_age_out(tmp_path: Path, directory: Path)
 
 
 def test_stale_temp_files_are_removed_and_fresh_ones_kept(cache: LayerCache, directory: Path) -> None:
-    directory.mkdir()
-    name = "a" * 64 + ".v1"
+    directory.mkdir(mode=0o700)
+    name = "a" * 64 + ".v2"
     stale = directory / f".{name}.x1y2z3.tmp"
     fresh = directory / f".{name}.q9w8e7.tmp"
     stale.write_bytes(b"half")
@@ -489,3 +491,249 @@ def test_cache_without_a_directory_uses_the_default(tmp_path: Path, monkeypatch:
     LayerCache().put(_diff_id("one"), _listing("one"))
     assert _file(tmp_path / "dockerscope" / "layers", _diff_id("one")).exists()
     assert LayerCache().get(_diff_id("one")) == _listing("one")
+
+
+# --- stores: verified and per daemon -------------------------------------------------------------
+
+
+def test_a_daemons_listing_is_seen_by_that_daemon_only(cache: LayerCache, directory: Path) -> None:
+    """A listing read from a source that cannot be verified (overlay2) must not show up for another
+    daemon's image with the same diff id: a hostile daemon could claim any diff id."""
+    diff_id = _diff_id("claimed")
+    cache.put(diff_id, _listing("planted"), scope="hostile daemon")
+    assert cache.get(diff_id, scope="hostile daemon") == _listing("planted")
+    assert cache.get(diff_id, scope="honest daemon") is None
+    assert cache.get(diff_id) is None
+    assert LayerCache(directory).get(diff_id, scope="honest daemon") is None
+    assert not _file(directory, diff_id).exists()
+    assert _file(directory / "daemons" / layer_cache.scope_dir_name("hostile daemon"), diff_id).exists()
+
+
+def test_verified_listings_are_shared_and_read_first(cache: LayerCache) -> None:
+    diff_id = _diff_id("verified")
+    cache.put(diff_id, _listing("own"), scope="one daemon")
+    cache.put(diff_id, _listing("verified"))
+    for scope in (None, "one daemon", "another daemon"):
+        assert cache.get(diff_id, scope=scope) == _listing("verified")
+
+
+def test_scope_directories_are_digests_and_private(cache: LayerCache, directory: Path) -> None:
+    scope = "../../etc\x00/\udcff ID:ABCD"
+    cache.put(_diff_id("one"), _listing("one"), scope=scope)
+    (store,) = (directory / "daemons").iterdir()
+    assert store.name == hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    assert {stat.S_IMODE(path.stat().st_mode) for path in (directory / "daemons", store)} == {0o700}
+    assert cache.get(_diff_id("one"), scope=scope) == _listing("one")
+
+
+def test_the_size_bound_covers_every_store(tmp_path: Path, directory: Path) -> None:
+    size = _file_size(tmp_path)
+    cache = LayerCache(directory, max_bytes=3 * size + size // 2)
+    for index, (name, scope) in enumerate((("aaa", "one"), ("bbb", None), ("ccc", "two"))):
+        cache.put(_diff_id(name), _listing(name), scope=scope)
+        path = _file(
+            directory if scope is None else directory / "daemons" / layer_cache.scope_dir_name(scope), _diff_id(name)
+        )
+        os.utime(path, (1_000_000 * (index + 1),) * 2)
+    cache.put(_diff_id("ddd"), _listing("ddd"), scope="two")
+    assert cache.get(_diff_id("aaa"), scope="one") is None
+    assert not (directory / "daemons" / layer_cache.scope_dir_name("one")).exists()  # emptied, removed
+    assert cache.get(_diff_id("bbb")) == _listing("bbb")
+    assert cache.get(_diff_id("ccc"), scope="two") == _listing("ccc")
+    assert cache.get(_diff_id("ddd"), scope="two") == _listing("ddd")
+
+
+# --- planted files -------------------------------------------------------------------------------
+
+
+def _get_within(cache: LayerCache, diff_id: str, seconds: float = 5.0) -> LayerListing | None:
+    """`cache.get` in a thread: a read that blocks fails the test instead of hanging it."""
+    result: list[LayerListing | None] = []
+    thread = threading.Thread(target=lambda: result.append(cache.get(diff_id)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert result, "reading the cache file blocked"
+    return result[0]
+
+
+def test_a_planted_fifo_is_a_miss_and_does_not_block(cache: LayerCache, directory: Path) -> None:
+    diff_id = _diff_id("fifo")
+    directory.mkdir(mode=0o700)
+    os.mkfifo(_file(directory, diff_id), 0o600)
+    assert _get_within(cache, diff_id) is None
+    assert not _file(directory, diff_id).exists()
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "valid listing elsewhere"])
+def test_a_planted_symlink_is_not_followed(cache: LayerCache, directory: Path, tmp_path: Path, target: str) -> None:
+    diff_id = _diff_id("symlink")
+    if target != "/dev/zero":
+        LayerCache(tmp_path / "elsewhere").put(diff_id, _listing("elsewhere"))
+        target = str(_file(tmp_path / "elsewhere", diff_id))
+    directory.mkdir(mode=0o700)
+    _file(directory, diff_id).symlink_to(target)
+    assert _get_within(cache, diff_id) is None
+    assert not _file(directory, diff_id).is_symlink()
+    assert os.path.exists(target)
+
+
+def test_a_file_of_another_user_is_a_miss(cache: LayerCache, directory: Path) -> None:
+    diff_id = _diff_id("foreign")
+    cache.put(diff_id, _listing("foreign"))
+    os.chown(_file(directory, diff_id), 1000, 1000)
+    assert cache.get(diff_id) is None
+
+
+def test_a_file_larger_than_the_bound_is_a_miss(tmp_path: Path, directory: Path) -> None:
+    size = _file_size(tmp_path)
+    diff_id = _diff_id("large")
+    LayerCache(directory).put(diff_id, _listing("large"))
+    assert LayerCache(directory, max_bytes=size // 2).get(diff_id) is None
+    assert not _file(directory, diff_id).exists()
+
+
+def _bomb(diff_id: str, padding: int) -> bytes:
+    """A valid document with `padding` bytes of JSON whitespace in it: a few hundred KB that
+    inflate to hundreds of MB."""
+    compressor = zlib.compressobj(9)
+    document = json.dumps(_valid_document(diff_id)).encode()
+    parts = [compressor.compress(document[:1])]
+    spaces = b" " * (1 << 20)
+    parts.extend(compressor.compress(spaces) for _ in range(padding >> 20))
+    parts.append(compressor.compress(document[1:]))
+    parts.append(compressor.flush())
+    return HEADER + b"".join(parts)
+
+
+def test_a_zlib_bomb_is_a_miss_without_inflating_it(cache: LayerCache, directory: Path) -> None:
+    diff_id = _diff_id("bomb")
+    directory.mkdir(mode=0o700)
+    data = _bomb(diff_id, 256 << 20)
+    assert len(data) < 1 << 20
+    _file(directory, diff_id).write_bytes(data)
+    tracemalloc.start()
+    try:
+        assert cache.get(diff_id) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Inflating stops at a multiple of the file's size (about 64 MiB here), far short of 256 MiB.
+    assert peak < 96 << 20
+    assert not _file(directory, diff_id).exists()
+
+
+def test_a_little_padding_is_not_a_bomb(cache: LayerCache, directory: Path) -> None:
+    diff_id = _diff_id("padded")
+    directory.mkdir(mode=0o700)
+    _file(directory, diff_id).write_bytes(
+        HEADER + zlib.compress(json.dumps(_valid_document(diff_id), indent=40).encode())
+    )
+    assert cache.get(diff_id) is not None
+
+
+WRONG_COLUMNS: dict[str, dict[str, object]] = {
+    "negative size": {"size": [1, -2]},
+    "size as a string": {"size": ["1", 2]},
+    "size as a float": {"size": [1.0, 2]},
+    "size as a bool": {"size": [True, 2]},
+    "size too large": {"size": [2**63, 2]},
+    "size null": {"size": [None, 2]},
+    "path as a number": {"path": ["a", 7]},
+    "path null": {"path": [None, "b"]},
+    "paths not a list": {"path": "ab", "size": [1, 2]},
+    "link as a number": {"link": [[0], [2]]},
+    "mode as a string": {"mode": [["644"], [2]]},
+    "mode too large": {"mode": [[0o10000], [2]]},
+    "negative mode": {"mode": [[-1], [2]]},
+    "mode as a bool": {"mode": [[True], [2]]},
+    "negative uid": {"uid": [[-1], [2]]},
+    "uid too large": {"uid": [[2**32], [2]]},
+    "gid as a float": {"gid": [[0.5], [2]]},
+    "type as a number": {"type": [[1], [2]]},
+    "type null": {"type": [[None], [2]]},
+    "count as a bool": {"mode": [[420, 493], [True, 1]]},
+    "count as a float": {"mode": [[420], [2.0]]},
+    "zero count": {"mode": [[420, 493, 0], [2, 0, 0]]},
+    "runs as a dict": {"mode": {"420": 2}},
+    "runs of three": {"mode": [[420], [2], []]},
+    "deleted path as a number": {"deleted": [1]},
+    "deleted as a string": {"deleted": "a"},
+    "opaque null": {"opaque": [None]},
+    "opaque as a dict": {"opaque": {"a": 1}},
+}
+
+
+@pytest.mark.parametrize("changes", WRONG_COLUMNS.values(), ids=WRONG_COLUMNS.keys())
+def test_a_column_of_the_wrong_type_or_range_is_a_miss(
+    cache: LayerCache, directory: Path, changes: dict[str, object]
+) -> None:
+    """Such a listing would crash the analysis (a str size) or pass silently (a negative one)."""
+    diff_id = _diff_id("wrong column")
+    directory.mkdir(mode=0o700)
+    _file(directory, diff_id).write_bytes(_with(diff_id, **changes))
+    assert cache.get(diff_id) is None
+    assert not _file(directory, diff_id).exists()
+
+
+def test_the_largest_valid_values_load(cache: LayerCache) -> None:
+    entry = LayerEntry("x", EntryType.FILE, 2**63 - 1, 0o7777, 2**32 - 1, 2**32 - 1)
+    cache.put(_diff_id("largest"), LayerListing((entry,)))
+    assert cache.get(_diff_id("largest")) == LayerListing((entry,))
+
+
+# --- the directory itself ------------------------------------------------------------------------
+
+
+def _planted_file(directory: Path, diff_id: str) -> None:
+    """A valid cache file written by someone else into `directory`."""
+    LayerCache(directory.parent / "source").put(diff_id, _listing("planted"))
+    directory.mkdir(exist_ok=True)
+    _file(directory, diff_id).write_bytes(_file(directory.parent / "source", diff_id).read_bytes())
+
+
+@pytest.mark.parametrize(("mode", "uid"), [(0o755, 0), (0o750, 0), (0o701, 0), (0o770, 0), (0o700, 1000)])
+def test_a_directory_open_to_others_or_not_the_users_is_not_used(directory: Path, mode: int, uid: int) -> None:
+    diff_id = _diff_id("planted")
+    _planted_file(directory, diff_id)
+    directory.chmod(mode)
+    os.chown(directory, uid, 0)
+    cache = LayerCache(directory)
+    assert cache.problem is None
+    assert cache.get(diff_id) is None
+    assert cache.problem is not None and str(directory) in cache.problem
+    first = cache.problem
+    cache.put(_diff_id("new"), _listing("new"))
+    assert not _file(directory, _diff_id("new")).exists()
+    assert _file(directory, diff_id).exists()  # not ours to clean up
+    assert cache.problem == first
+
+
+def test_a_directory_that_is_a_symlink_is_not_used(tmp_path: Path, directory: Path) -> None:
+    diff_id = _diff_id("planted")
+    real = tmp_path / "real"
+    _planted_file(real, diff_id)
+    real.chmod(0o700)
+    directory.symlink_to(real)
+    cache = LayerCache(directory)
+    cache.put(_diff_id("new"), _listing("new"))
+    assert cache.get(diff_id) is None
+    assert not _file(real, _diff_id("new")).exists()
+    assert cache.problem is not None and "symlink" in cache.problem
+
+
+def test_a_daemon_store_that_is_a_symlink_is_not_used(cache: LayerCache, directory: Path, tmp_path: Path) -> None:
+    diff_id = _diff_id("planted")
+    _planted_file(tmp_path / "elsewhere", diff_id)
+    (tmp_path / "elsewhere").chmod(0o700)
+    directory.mkdir(mode=0o700)
+    (directory / "daemons").mkdir(mode=0o700)
+    (directory / "daemons" / layer_cache.scope_dir_name("daemon")).symlink_to(tmp_path / "elsewhere")
+    assert cache.get(diff_id, scope="daemon") is None
+    assert cache.problem is not None
+
+
+def test_a_healthy_directory_has_no_problem(cache: LayerCache) -> None:
+    cache.put(_diff_id("one"), _listing("one"), scope="daemon")
+    cache.put(_diff_id("two"), _listing("two"))
+    assert cache.get(_diff_id("one"), scope="daemon") == _listing("one")
+    assert cache.problem is None

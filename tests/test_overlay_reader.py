@@ -5,9 +5,11 @@ real layers."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 from conftest import CHANGES_CONTAINER, FIXTURE_IMAGES, WASTE_IMAGE
 from dockerscope.service import overlay_reader
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing, ReadCancelled
-from dockerscope.service.overlay_reader import overlay_layer_dirs, read_layer_dir
+from dockerscope.service.overlay_reader import LayerTooDeep, overlay_layer_dirs, read_layer_dir
 
 
 def _by_path(listing: LayerListing) -> dict[str, LayerEntry]:
@@ -330,19 +332,124 @@ def test_a_missing_directory_raises(tmp_path: Path) -> None:
         read_layer_dir(str(tmp_path / "file"))
 
 
+class _ScanThen:
+    """os.scandir that runs `after` once the listing of a directory named `name` is done: a
+    deterministic stand-in for a process changing the layer between listing and descending."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str, after: Callable[[], None]) -> None:
+        self.real = os.scandir
+        self.name = name
+        self.after = after
+        monkeypatch.setattr(os, "scandir", self)
+
+    def __call__(self, target: Any) -> Any:
+        scan = self.real(target)
+        names = [item.name for item in self.real(target)]
+        return _AfterScan(scan, self.after if self.name in names else None)
+
+
+class _AfterScan:
+    def __init__(self, scan: Any, after: Callable[[], None] | None) -> None:
+        self.scan = scan
+        self.after = after
+
+    def __enter__(self) -> Any:
+        return self.scan.__enter__()
+
+    def __iter__(self) -> Any:
+        return iter(self.scan)
+
+    def __exit__(self, *exc: object) -> None:
+        self.scan.__exit__(*exc)
+        if self.after is not None:
+            self.after()
+
+
 def test_files_vanishing_during_the_walk_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write(tmp_path / "stays" / "file", b"1")
-    (tmp_path / "goes").mkdir()
-    real_scandir = os.scandir
-
-    def scandir_then_vanish(path: str) -> Any:
-        if path.endswith("/goes"):
-            os.rmdir(path)
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir_then_vanish)
+    _write(tmp_path / "goes" / "file", b"2")
+    _ScanThen(monkeypatch, "goes", lambda: shutil.rmtree(tmp_path / "goes"))
     listing = read_layer_dir(str(tmp_path))
     assert {entry.path for entry in listing.entries} == {"stays", "stays/file", "goes"}
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_walk_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process in a running container can replace a directory of its own writable layer with a
+    symlink to / between the listing and the descent: the host's files must not become the layer's."""
+    layer = tmp_path / "layer"
+    _write(layer / "app" / "config", b"1")
+    _write(tmp_path / "host" / "secret", b"host file")
+
+    def swap() -> None:
+        shutil.rmtree(layer / "app")
+        (layer / "app").symlink_to(tmp_path / "host")
+
+    _ScanThen(monkeypatch, "app", swap)
+    listing = read_layer_dir(str(layer))
+    assert {entry.path for entry in listing.entries} == {"app"}
+
+
+def test_a_directory_swapped_for_another_directory_is_not_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = tmp_path / "layer"
+    _write(layer / "app" / "config", b"1")
+    _write(layer / "elsewhere" / "secret", b"moved in")
+
+    def swap() -> None:
+        shutil.rmtree(layer / "app")
+        (layer / "elsewhere").rename(layer / "app")
+
+    _ScanThen(monkeypatch, "app", swap)
+    paths = {entry.path for entry in read_layer_dir(str(layer)).entries}
+    assert "app/secret" not in paths
+    assert "app/config" not in paths
+
+
+def test_a_root_that_is_a_symlink_raises(tmp_path: Path) -> None:
+    _write(tmp_path / "real" / "file")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OSError):
+        read_layer_dir(str(tmp_path / "link"))
+
+
+def test_a_tree_deeper_than_the_cap_raises_and_closes_every_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overlay_reader, "MAX_DEPTH", 20)
+    deep = tmp_path.joinpath(*["d"] * 25)
+    deep.mkdir(parents=True)
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(LayerTooDeep) as raised:
+        read_layer_dir(str(tmp_path))
+    assert isinstance(raised.value, OSError)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    # Nineteen levels below the root fit within the cap.
+    assert len(read_layer_dir(str(tmp_path.joinpath(*["d"] * 6))).entries) == 19
+
+
+def test_descriptors_stay_bounded_by_the_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide tree: each level's subdirectories are walked one at a time, so the open descriptors
+    follow the depth, not the number of directories."""
+    for first in range(30):
+        for second in range(30):
+            (tmp_path / f"a{first}" / f"b{second}").mkdir(parents=True)
+    real_open = os.open
+    most = 0
+    base = len(os.listdir("/proc/self/fd"))
+
+    def counting_open(*args: Any, **kwargs: Any) -> int:
+        nonlocal most
+        fd = real_open(*args, **kwargs)
+        most = max(most, len(os.listdir("/proc/self/fd")) - base)
+        return fd
+
+    monkeypatch.setattr(os, "open", counting_open)
+    listing = read_layer_dir(str(tmp_path))
+    assert len(listing.entries) == 30 + 900
+    assert most <= 4
 
 
 # --- overlay_layer_dirs --------------------------------------------------------------------------
@@ -360,42 +467,117 @@ def _graph_driver(upper: Path | str | None, *lower: Path | str, name: str = "ove
 
 
 @pytest.fixture
-def layer_dirs(tmp_path: Path) -> list[Path]:
-    """Four diff directories, oldest first."""
-    dirs = [tmp_path / f"layer{number}" / "diff" for number in range(4)]
+def root(tmp_path: Path) -> Path:
+    """A daemon data root whose `overlay2` directory is root's and not writable by others."""
+    (tmp_path / "docker" / "overlay2").mkdir(parents=True, mode=0o710)
+    return tmp_path / "docker"
+
+
+@pytest.fixture
+def layer_dirs(root: Path) -> list[Path]:
+    """Four diff directories under the data root, oldest first."""
+    dirs = [root / "overlay2" / f"layer{number}" / "diff" for number in range(4)]
     for directory in dirs:
         directory.mkdir(parents=True)
     return dirs
 
 
-def test_lower_dirs_are_listed_top_first(layer_dirs: list[Path]) -> None:
+def test_lower_dirs_are_listed_top_first(layer_dirs: list[Path], root: Path) -> None:
     oldest, second, third, top = layer_dirs
     driver = _graph_driver(top, third, second, oldest)
-    assert overlay_layer_dirs(driver, 4) == [str(directory) for directory in layer_dirs]
+    assert overlay_layer_dirs(driver, 4, str(root)) == [str(directory) for directory in layer_dirs]
 
 
-def test_a_one_layer_image_has_only_an_upper_dir(layer_dirs: list[Path]) -> None:
-    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 1) == [str(layer_dirs[0])]
-    assert overlay_layer_dirs({"Name": "overlay2", "Data": {"UpperDir": str(layer_dirs[0]), "LowerDir": ""}}, 1) == [
-        str(layer_dirs[0])
-    ]
+def test_a_one_layer_image_has_only_an_upper_dir(layer_dirs: list[Path], root: Path) -> None:
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 1, str(root)) == [str(layer_dirs[0])]
+    only_upper = {"Name": "overlay2", "Data": {"UpperDir": str(layer_dirs[0]), "LowerDir": ""}}
+    assert overlay_layer_dirs(only_upper, 1, str(root)) == [str(layer_dirs[0])]
 
 
-def test_a_layer_count_that_does_not_match_gives_none(layer_dirs: list[Path]) -> None:
+def test_a_layer_count_that_does_not_match_gives_none(layer_dirs: list[Path], root: Path) -> None:
     driver = _graph_driver(layer_dirs[3], layer_dirs[2], layer_dirs[1])
-    assert overlay_layer_dirs(driver, 3) is not None
-    assert overlay_layer_dirs(driver, 4) is None
-    assert overlay_layer_dirs(driver, 2) is None
-    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 0) is None
+    assert overlay_layer_dirs(driver, 3, str(root)) is not None
+    assert overlay_layer_dirs(driver, 4, str(root)) is None
+    assert overlay_layer_dirs(driver, 2, str(root)) is None
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 0, str(root)) is None
 
 
-def test_a_missing_or_unusable_directory_gives_none(layer_dirs: list[Path], tmp_path: Path) -> None:
-    missing = tmp_path / "gone" / "diff"
-    assert overlay_layer_dirs(_graph_driver(layer_dirs[1], missing), 2) is None
-    assert overlay_layer_dirs(_graph_driver(missing, layer_dirs[0]), 2) is None
-    _write(tmp_path / "plain-file")
-    assert overlay_layer_dirs(_graph_driver(tmp_path / "plain-file"), 1) is None
-    assert overlay_layer_dirs(_graph_driver("relative/diff"), 1) is None
+def test_a_missing_or_unusable_directory_gives_none(layer_dirs: list[Path], root: Path) -> None:
+    missing = root / "overlay2" / "gone" / "diff"
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[1], missing), 2, str(root)) is None
+    assert overlay_layer_dirs(_graph_driver(missing, layer_dirs[0]), 2, str(root)) is None
+    _write(root / "overlay2" / "plain" / "diff")
+    assert overlay_layer_dirs(_graph_driver(root / "overlay2" / "plain" / "diff"), 1, str(root)) is None
+    assert overlay_layer_dirs(_graph_driver("relative/diff"), 1, str(root)) is None
+
+
+@pytest.mark.parametrize(
+    "upper",
+    [
+        "/etc",
+        "/root",
+        "/",
+        "{root}/overlay2",
+        "{root}/overlay2/layer0",
+        "{root}/overlay2/layer0/diff/",
+        "{root}/overlay2/layer0/diff/sub",
+        "{root}/overlay2/layer0/./diff",
+        "{root}/overlay2/layer0/../layer1/diff",
+        "{root}/overlay2/../overlay2/layer0/diff",
+        "{root}//overlay2/layer0/diff",
+        "{root}/overlay2/./diff",
+        "{root}/overlay2/layer0/work",
+        "{root}/other/layer0/diff",
+        "{root}/overlay2-not/layer0/diff",
+        "{tmp}/outside/diff",
+    ],
+)
+def test_a_daemon_naming_directories_outside_its_overlay2_tree_gets_no_fast_path(
+    layer_dirs: list[Path], root: Path, tmp_path: Path, upper: str
+) -> None:
+    """A daemon saying UpperDir=/etc must not get the host's files listed (and cached) as a layer."""
+    (tmp_path / "outside" / "diff").mkdir(parents=True)
+    (layer_dirs[0] / "sub").mkdir()
+    directory = upper.format(root=root, tmp=tmp_path)
+    assert overlay_layer_dirs(_graph_driver(directory), 1, str(root)) is None
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[1], directory), 2, str(root)) is None
+
+
+def test_a_layer_directory_reached_through_a_symlink_gets_no_fast_path(
+    layer_dirs: list[Path], root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "host" / "diff").mkdir(parents=True)
+    _write(tmp_path / "host" / "diff" / "secret")
+    (root / "overlay2" / "evil").symlink_to(tmp_path / "host")
+    (root / "overlay2" / "layer9").mkdir()
+    (root / "overlay2" / "layer9" / "diff").symlink_to(tmp_path / "host" / "diff")
+    for directory in (root / "overlay2" / "evil" / "diff", root / "overlay2" / "layer9" / "diff"):
+        assert overlay_layer_dirs(_graph_driver(directory), 1, str(root)) is None
+
+
+def test_a_data_root_reached_through_a_symlink_gets_no_fast_path(
+    layer_dirs: list[Path], root: Path, tmp_path: Path
+) -> None:
+    alias = tmp_path / "alias"
+    alias.symlink_to(root)
+    assert overlay_layer_dirs(_graph_driver(alias / "overlay2" / "layer0" / "diff"), 1, str(alias)) is None
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 1, str(alias)) is None
+
+
+@pytest.mark.parametrize("root_dir", [None, "", 7, ["/var/lib/docker"], "relative/docker", "/no/such/root", "/x\0y"])
+def test_a_missing_or_malformed_data_root_gives_none(layer_dirs: list[Path], root_dir: object) -> None:
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 1, root_dir) is None
+
+
+@pytest.mark.parametrize(("uid", "mode"), [(1000, 0o710), (0, 0o730), (0, 0o712), (0, 0o777)])
+def test_an_overlay2_directory_others_can_write_to_gets_no_fast_path(
+    layer_dirs: list[Path], root: Path, uid: int, mode: int
+) -> None:
+    storage = root / "overlay2"
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 1, str(root)) is not None
+    os.chown(storage, uid, 0)
+    storage.chmod(mode)
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0]), 1, str(root)) is None
 
 
 @pytest.mark.parametrize(
@@ -405,33 +587,40 @@ def test_a_missing_or_unusable_directory_gives_none(layer_dirs: list[Path], tmp_
         {},
         {"Name": "overlay2"},
         {"Name": "overlay2", "Data": None},
+        {"Name": "overlay2", "Data": ["UpperDir"]},
+        ["overlay2"],
+        "overlay2",
         {"Name": "overlay2", "Data": {"UpperDir": ""}},
         {"Name": "overlay2", "Data": {"UpperDir": 7}},
         {"Name": "overlay2", "Data": {"UpperDir": "/tmp", "LowerDir": ["/tmp"]}},
     ],
 )
-def test_missing_or_malformed_graph_driver_data_gives_none(graph_driver: dict[str, Any] | None) -> None:
-    assert overlay_layer_dirs(graph_driver, 1) is None
+def test_missing_or_malformed_graph_driver_data_gives_none(graph_driver: object, root: Path) -> None:
+    assert overlay_layer_dirs(graph_driver, 1, str(root)) is None
 
 
 @pytest.mark.parametrize("name", ["overlay", "fuse-overlayfs", "devicemapper", "btrfs", "vfs", "windowsfilter", ""])
-def test_other_storage_drivers_give_none(layer_dirs: list[Path], name: str) -> None:
-    assert overlay_layer_dirs(_graph_driver(layer_dirs[0], name=name), 1) is None
+def test_other_storage_drivers_give_none(layer_dirs: list[Path], root: Path, name: str) -> None:
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0], name=name), 1, str(root)) is None
 
 
-def test_without_root_the_fast_path_is_off(layer_dirs: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_root_the_fast_path_is_off(layer_dirs: list[Path], root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     driver = _graph_driver(layer_dirs[0])
-    assert overlay_layer_dirs(driver, 1) is not None
+    assert overlay_layer_dirs(driver, 1, str(root)) is not None
     monkeypatch.setattr(overlay_reader.os, "geteuid", lambda: 1000)
-    assert overlay_layer_dirs(driver, 1) is None
+    assert overlay_layer_dirs(driver, 1, str(root)) is None
 
 
 # --- the fixture daemon's real layers ------------------------------------------------------------
 
 
+def _root_dir(api: docker.APIClient) -> str:
+    return str(api.info()["DockerRootDir"])
+
+
 def _image_layers(api: docker.APIClient, image: str) -> list[LayerListing]:
     inspect = api.inspect_image(image)
-    dirs = overlay_layer_dirs(inspect["GraphDriver"], len(inspect["RootFS"]["Layers"]))
+    dirs = overlay_layer_dirs(inspect["GraphDriver"], len(inspect["RootFS"]["Layers"]), _root_dir(api))
     assert dirs is not None, inspect["GraphDriver"]
     return [read_layer_dir(directory) for directory in dirs]
 
@@ -439,7 +628,7 @@ def _image_layers(api: docker.APIClient, image: str) -> list[LayerListing]:
 def test_every_fixture_image_has_readable_overlay_layers(api: docker.APIClient) -> None:
     for image in FIXTURE_IMAGES:
         inspect = api.inspect_image(image)
-        dirs = overlay_layer_dirs(inspect["GraphDriver"], len(inspect["RootFS"]["Layers"]))
+        dirs = overlay_layer_dirs(inspect["GraphDriver"], len(inspect["RootFS"]["Layers"]), _root_dir(api))
         assert dirs is not None, image
         assert dirs[-1] == inspect["GraphDriver"]["Data"]["UpperDir"]
         assert all(directory.endswith("/diff") for directory in dirs)
@@ -508,7 +697,8 @@ def test_container_writable_layer_agrees_with_docker_diff(api: docker.APIClient)
     lower = data["LowerDir"].split(":")
     assert lower[0].endswith("-init/diff")
     image = api.inspect_image(inspect["Image"])
-    image_dirs = overlay_layer_dirs(image["GraphDriver"], len(image["RootFS"]["Layers"]))
+    image_dirs = overlay_layer_dirs(image["GraphDriver"], len(image["RootFS"]["Layers"]), _root_dir(api))
+    assert overlay_layer_dirs(inspect["GraphDriver"] | {"Data": {"UpperDir": data["UpperDir"]}}, 1, _root_dir(api))
     assert image_dirs is not None
     assert lower[1:] == image_dirs[::-1]
 

@@ -159,6 +159,7 @@ class DockerService:
         self._chain_round: asyncio.Future[set[str]] | None = None
         self._latest: Snapshot | None = None
         self._request_count = 0
+        self._cache_problem_told = False
 
     @property
     def host(self) -> str:
@@ -168,6 +169,14 @@ class DockerService:
     def request_count(self) -> int:
         """API requests sent so far (the version handshake of each new client included)."""
         return self._request_count
+
+    def take_cache_problem(self) -> str | None:
+        """Why the layer cache is not used (its directory is someone else's, or open to others),
+        the first time it is asked once the cache has found out; None otherwise, so it is said once."""
+        if self.cache.problem is None or self._cache_problem_told:
+            return None
+        self._cache_problem_told = True
+        return self.cache.problem
 
     def _count_request(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._request_count += 1
@@ -447,7 +456,13 @@ class DockerService:
         cache = self.cache if use_cache else None
         contents = await self._run_long(
             lambda client: analyze_image(
-                client, image_id, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
+                client,
+                image_id,
+                host=self.connection.host,
+                choice=choice,
+                cache=cache,
+                cancel=cancel,
+                on_progress=on_progress,
             )
         )
         if use_cache:
@@ -466,7 +481,12 @@ class DockerService:
         """The layers of a container's image with its writable layer on top (the last layer)."""
         return await self._run_long(
             lambda client: analyze_container(
-                client, container_id, cache=self.cache, cancel=cancel, on_progress=on_progress
+                client,
+                container_id,
+                host=self.connection.host,
+                cache=self.cache,
+                cancel=cancel,
+                on_progress=on_progress,
             )
         )
 

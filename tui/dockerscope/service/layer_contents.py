@@ -1,23 +1,28 @@
 """Reading every layer of an image (and a container's writable layer) from the best source there is.
 
-1. The disk cache, per diff id: a layer shared by many images is read once.
-2. overlay2's layer directories, when the daemon is local and they are readable (root, same host):
-   a directory walk, no layer bytes read.
-3. Otherwise the image export stream (`GET /images/{id}/get`), of which only tar headers are parsed.
+1. The disk cache, per diff id: first the listings verified against their diff id, which any daemon
+   may use, then the ones this daemon's own overlay2 directories gave (a daemon can claim any diff
+   id for any directory, so those are never shown for another daemon's image).
+2. overlay2's layer directories, when the daemon is on a local unix socket and its directories lie
+   under its own data root, root's alone (root, same host): a directory walk, no layer bytes read.
+3. Otherwise the image export stream (`GET /images/{id}/get`), of which only tar headers are parsed
+   and every layer stream is hashed and checked against its diff id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import docker
 
-from dockerscope.service.export_reader import ExportFormatError, read_export
+from dockerscope.service.export_reader import ExportedLayer, ExportFormatError, read_export
 from dockerscope.service.file_analysis import ImageFiles, analyze_layers
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_files import (
@@ -25,14 +30,21 @@ from dockerscope.service.layer_files import (
     LayerEntry,
     LayerListing,
     ProgressCallback,
+    ReadCancelled,
     ReadProgress,
     check_cancel,
     gc_paused,
 )
 from dockerscope.service.overlay_reader import overlay_layer_dirs, read_layer_dir
+from dockerscope.service.values import text
 
 # Bytes per read of the export stream: large reads keep the per-chunk Python work negligible.
 EXPORT_CHUNK_SIZE = 4 * 1024 * 1024
+# An export stream that sends nothing for this long is given up (docker-py turns the socket's own
+# timeout off for streams, so a stalled daemon would hold the read forever).
+EXPORT_STALL_SECONDS = 120.0
+# How often the watchdog of an export read looks at the cancel event and the clock.
+_WATCH_INTERVAL = 0.1
 WRITABLE_LAYER = "writable"
 
 
@@ -75,35 +87,106 @@ class _Progress:
 
 
 def diff_ids(inspect: Mapping[str, Any]) -> list[str]:
-    """An image's `RootFS.Layers` from its inspect document, oldest first."""
-    return [str(diff_id) for diff_id in (inspect.get("RootFS") or {}).get("Layers") or ()]
+    """An image's `RootFS.Layers` from its inspect document, oldest first; none when the document
+    holds no list there."""
+    root_fs = inspect.get("RootFS")
+    layers = root_fs.get("Layers") if isinstance(root_fs, Mapping) else None
+    return [text(diff_id) for diff_id in layers] if isinstance(layers, list) else []
+
+
+class Daemon:
+    """What reading layers needs to know about the daemon at `host`, from one `GET /info` asked
+    only when needed and at most once."""
+
+    def __init__(self, client: docker.APIClient, host: str) -> None:
+        self.client = client
+        self.host = host
+        self._info: Mapping[str, Any] | None = None
+
+    @property
+    def local(self) -> bool:
+        """Whether the daemon is on this machine's unix socket: its directories are then this
+        machine's. Any other host's paths name nothing here."""
+        return self.host.startswith("unix://")
+
+    def info(self) -> Mapping[str, Any]:
+        if self._info is None:
+            info = self.client.info()
+            self._info = info if isinstance(info, Mapping) else {}
+        return self._info
+
+    def scope(self) -> str | None:
+        """The key of this daemon's own store in the layer cache: its ID and where it listens;
+        None (nothing cached) for a daemon that names no ID or is not local."""
+        if not self.local:
+            return None
+        daemon_id = self.info().get("ID")
+        if not isinstance(daemon_id, str) or not daemon_id:
+            return None
+        return f"{daemon_id} {self.host}"
+
+    def overlay_root(self) -> str | None:
+        """The daemon's `DockerRootDir` when its overlay2 directories may be walked: a local daemon
+        that does not remap user ids."""
+        if not self.local:
+            return None
+        info = self.info()
+        if _remaps_ids(info.get("SecurityOptions")):
+            return None
+        root = info.get("DockerRootDir")
+        return root if isinstance(root, str) else None
+
+
+def _remaps_ids(options: object) -> bool:
+    """Whether the daemon stores files under shifted ids (userns-remap, rootless), or may: its
+    directories would show those where its export shows the image's own."""
+    if options is None:
+        return False
+    if not isinstance(options, list):
+        return True
+    return any("name=userns" in text(option) or "name=rootless" in text(option) for option in options)
 
 
 def read_image_layers(
     client: docker.APIClient,
     inspect: Mapping[str, Any],
     *,
+    host: str,
     choice: SourceChoice,
     cache: LayerCache | None,
     cancel: threading.Event | None,
     on_progress: ProgressCallback | None,
+    daemon: Daemon | None = None,
 ) -> tuple[list[tuple[str, LayerListing]], tuple[str, ...]]:
-    """The listing of every layer of an image, oldest first, and the sources used. Blocking."""
+    """The listing of every layer of an image, oldest first, and the sources used. `host` is the
+    daemon's address (`Connection.host`). Blocking."""
+    daemon = daemon if daemon is not None else Daemon(client, host)
     image_id = str(inspect.get("Id") or "")
     layers = diff_ids(inspect)
     size = inspect.get("Size")
     progress = _Progress(len(layers), size if isinstance(size, int) and size > 0 else None, on_progress)
-    found = {diff_id: cache.get(diff_id) for diff_id in dict.fromkeys(layers)} if cache else {}
-    listings = {diff_id: listing for diff_id, listing in found.items() if listing is not None}
+    listings: dict[str, LayerListing] = {}
+    verified: set[str] = set()
+    if cache is not None:
+        for diff_id in dict.fromkeys(layers):
+            if (listing := cache.get(diff_id)) is not None:
+                listings[diff_id] = listing
+                verified.add(diff_id)
+        unread = [diff_id for diff_id in dict.fromkeys(layers) if diff_id not in listings]
+        scope = daemon.scope() if unread else None
+        if scope is not None:
+            for diff_id in unread:
+                if (listing := cache.get(diff_id, scope=scope)) is not None:
+                    listings[diff_id] = listing
     sources = ["cache"] if listings else []
     missing = [diff_id for diff_id in layers if diff_id not in listings]
     progress.layers_done = len(layers) - len(missing)
     if missing:
         directories = None
         if choice is not SourceChoice.EXPORT:
-            directories = overlay_layer_dirs(inspect.get("GraphDriver"), len(layers))
-            if directories is not None and _remaps_ids(client):
-                directories = None
+            root = daemon.overlay_root()
+            if root is not None:
+                directories = overlay_layer_dirs(inspect.get("GraphDriver"), len(layers), root)
             if directories is None and choice is SourceChoice.OVERLAY:
                 raise ContentsUnavailable("overlay2 layer directories are not readable here")
         if directories is not None:
@@ -111,26 +194,27 @@ def read_image_layers(
                 _read_directories(dict(zip(layers, directories, strict=True)), missing, listings, cancel, progress)
                 sources.append("overlay2")
             except OSError as error:
-                # A directory went away or turned unreadable mid-walk (the image was removed?).
+                # A directory went away or turned unreadable mid-walk (the image was removed?), or
+                # nests too deep to walk.
                 if choice is SourceChoice.OVERLAY:
                     raise ContentsUnavailable(f"cannot read a layer directory: {error}") from error
                 directories = None
+            else:
+                scope = daemon.scope()
+                if cache is not None and scope is not None:
+                    for diff_id in dict.fromkeys(missing):
+                        cache.put(diff_id, listings[diff_id], scope=scope)
         if directories is None:
             sources.append("export")
-            _read_export(client, image_id, layers, listings, cancel, progress)
-        if cache is not None:
-            for diff_id in dict.fromkeys(missing):
-                cache.put(diff_id, listings[diff_id])
+            exported = _read_export(client, image_id, layers, cancel, progress)
+            for layer in exported:
+                listings[layer.diff_id] = layer.listing
+                if cache is not None and layer.verified and layer.diff_id not in verified:
+                    verified.add(layer.diff_id)
+                    cache.put(layer.diff_id, layer.listing)
     progress.layers_done = len(layers)
     progress.report()
     return [(diff_id, listings[diff_id]) for diff_id in layers], tuple(sources)
-
-
-def _remaps_ids(client: docker.APIClient) -> bool:
-    """Whether the daemon stores files under shifted ids (userns-remap, rootless): its directories
-    would show those, where its export shows the image's own."""
-    options = client.info().get("SecurityOptions") or ()
-    return any("name=userns" in str(option) or "name=rootless" in str(option) for option in options)
 
 
 def _read_directories(
@@ -151,30 +235,97 @@ def _read_export(
     client: docker.APIClient,
     image_id: str,
     layers: Sequence[str],
-    listings: dict[str, LayerListing],
     cancel: threading.Event | None,
     progress: _Progress,
-) -> None:
+) -> list[ExportedLayer]:
+    """Every layer of the image from its export, each one's stream hashed and checked against the
+    diff id the image names (`ContentsUnavailable` when one does not match)."""
+
     def report(layers_done: int, bytes_done: int) -> None:
         progress.layers_done = layers_done
         progress.report(bytes_done)
 
-    stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+    responses: list[Any] = []
+
+    def keep(response: Any, *args: Any, **kwargs: Any) -> None:
+        responses.append(response)
+
+    client.hooks["response"].append(keep)
     try:
-        exported = read_export(stream, cancel=cancel, on_progress=report)
-    except ExportFormatError as error:
-        raise ContentsUnavailable(f"the image export could not be read: {error}") from error
+        stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+    finally:
+        client.hooks["response"].remove(keep)
+    watchdog = _Watchdog(_response_socket(client, responses[-1]) if responses else None, cancel)
+    try:
+        with watchdog:
+            exported = read_export(watchdog.watch(stream), cancel=cancel, on_progress=report, expected=layers)
+    except ReadCancelled:
+        raise
+    except Exception as error:
+        # The watchdog ends the stream by shutting its socket: say why, not how it broke.
+        check_cancel(cancel)
+        if watchdog.stalled:
+            stall = f"the daemon sent nothing for {EXPORT_STALL_SECONDS:g} s; the read was given up"
+            raise ContentsUnavailable(stall) from error
+        if isinstance(error, ExportFormatError):
+            raise ContentsUnavailable(f"the image export could not be read: {error}") from error
+        raise
     finally:
         stream.close()
-    if [diff_id for diff_id, _ in exported] != list(layers):
+    if [layer.diff_id for layer in exported] != list(layers):
         raise ContentsUnavailable("the export's layers do not match the image's (was it replaced meanwhile?)")
-    listings.update(exported)
+    return exported
+
+
+def _response_socket(client: docker.APIClient, response: Any) -> Any:
+    """The socket (or SSH channel) an export answer streams on, or None where it cannot be found."""
+    try:
+        raw = client._get_raw_response_socket(response)
+    except Exception:
+        return None
+    return getattr(raw, "_sock", raw)
+
+
+class _Watchdog:
+    """Ends a read of the export stream that is blocked on its socket: shuts the socket down once
+    `cancel` is set, or once no bytes came for EXPORT_STALL_SECONDS. The read then ends at once,
+    and the reader raises ReadCancelled (or reports the stall)."""
+
+    def __init__(self, sock: Any, cancel: threading.Event | None) -> None:
+        self._sock = sock
+        self._cancel = cancel
+        self._done = threading.Event()
+        self._last_bytes = time.monotonic()
+        self.stalled = False
+
+    def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._last_bytes = time.monotonic()
+            yield chunk
+
+    def __enter__(self) -> _Watchdog:
+        if self._sock is not None:
+            threading.Thread(target=self._run, name="dockerscope-export-watch", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        while not self._done.wait(_WATCH_INTERVAL):
+            cancelled = self._cancel is not None and self._cancel.is_set()
+            self.stalled = time.monotonic() - self._last_bytes > EXPORT_STALL_SECONDS
+            if cancelled or self.stalled:
+                with contextlib.suppress(OSError, AttributeError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                return
 
 
 def analyze_image(
     client: docker.APIClient,
     image_id: str,
     *,
+    host: str,
     choice: SourceChoice = SourceChoice.AUTO,
     cache: LayerCache | None,
     cancel: threading.Event | None = None,
@@ -185,7 +336,7 @@ def analyze_image(
     inspect = client.inspect_image(image_id)
     with gc_paused():
         layers, sources = read_image_layers(
-            client, inspect, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
+            client, inspect, host=host, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
         )
         check_cancel(cancel)
         files = analyze_layers(layers)
@@ -196,31 +347,46 @@ def analyze_container(
     client: docker.APIClient,
     container_id: str,
     *,
+    host: str,
     cache: LayerCache | None,
     cancel: threading.Event | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ImageContents:
     """A container's image layers with its writable layer on top, whose changes are never cached
     (they change while it runs). The writable layer comes from its overlay2 upper directory when
-    readable, else from `docker diff` (paths and kinds only: no sizes, modes or owners)."""
+    it passes the same checks as an image's layer directories, else from `docker diff` (paths and
+    kinds only: no sizes, modes or owners)."""
     started = time.perf_counter()
+    daemon = Daemon(client, host)
     container = client.inspect_container(container_id)
-    inspect = client.inspect_image(str(container.get("Image") or ""))
+    inspect = client.inspect_image(text(container.get("Image")))
     with gc_paused():
         layers, sources = read_image_layers(
-            client, inspect, choice=SourceChoice.AUTO, cache=cache, cancel=cancel, on_progress=on_progress
+            client,
+            inspect,
+            host=host,
+            choice=SourceChoice.AUTO,
+            cache=cache,
+            cancel=cancel,
+            on_progress=on_progress,
+            daemon=daemon,
         )
-    data = (container.get("GraphDriver") or {}).get("Data") or {}
-    upper = overlay_layer_dirs({"Name": "overlay2", "Data": {"UpperDir": data.get("UpperDir")}}, 1)
+    upper = None
+    graph_driver = container.get("GraphDriver")
+    root = daemon.overlay_root()
+    if isinstance(graph_driver, Mapping) and isinstance(graph_driver.get("Data"), Mapping) and root is not None:
+        only_upper = {"Name": graph_driver.get("Name"), "Data": {"UpperDir": graph_driver["Data"].get("UpperDir")}}
+        upper = overlay_layer_dirs(only_upper, 1, root)
     writable = None
     if upper is not None:
         try:
             writable = read_layer_dir(upper[0], cancel=cancel)
             sources = (*sources, "overlay2 upper dir")
         except OSError:
-            upper = None  # the container was removed mid-walk; docker diff says so clearly
+            upper = None  # removed mid-walk (docker diff says so clearly), or nested too deep
     if writable is None:
-        writable = listing_from_diff(client.diff(container_id) or ())
+        changes = client.diff(container_id)
+        writable = listing_from_diff(changes if isinstance(changes, list) else [])
         sources = (*sources, "docker diff")
     check_cancel(cancel)
     with gc_paused():
@@ -231,8 +397,9 @@ def analyze_container(
 def listing_from_diff(changes: Sequence[Mapping[str, Any]]) -> LayerListing:
     """A writable layer from `docker diff`: added and changed paths become entries (directories
     where another path lies below them), deleted paths whiteouts. Sizes and owners are unknown."""
-    kept = [str(change.get("Path") or "").strip("/") for change in changes if change.get("Kind") in (0, 1)]
-    deleted = frozenset(str(change.get("Path") or "").strip("/") for change in changes if change.get("Kind") == 2)
+    changes = [change for change in changes if isinstance(change, Mapping)]
+    kept = [text(change.get("Path")).strip("/") for change in changes if change.get("Kind") in (0, 1)]
+    deleted = frozenset(text(change.get("Path")).strip("/") for change in changes if change.get("Kind") == 2)
     parents = {path.rpartition("/")[0] for path in kept} | {path.rpartition("/")[0] for path in deleted}
     entries = tuple(
         LayerEntry(path, EntryType.DIR if path in parents else EntryType.FILE, 0, 0, 0, 0) for path in kept if path
