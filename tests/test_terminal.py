@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import APP_IMAGE
+from recorded_daemon import RecordedDaemon, error_answer
 
 
 class Terminal:
@@ -29,10 +30,15 @@ class Terminal:
             ["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True, timeout=10
         ).stdout
 
-    def start(self, command: str, env: dict[str, str]) -> None:
+    def start(self, command: str, env: dict[str, str], log: Path | None = None) -> None:
+        """Run `command` in a new 200x50 pane. With `log`, every byte the pane's program writes to
+        the terminal is appended to that file (the command waits until the pipe is in place)."""
         exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-        script = f"env -u COLUMNS -u LINES {exports} {command}; echo DOCKERSCOPE-EXIT=$?; sleep 60"
+        wait = "sleep 0.5; " if log is not None else ""
+        script = f"{wait}env -u COLUMNS -u LINES {exports} {command}; echo DOCKERSCOPE-EXIT=$?; sleep 60"
         self.tmux("new-session", "-d", "-x", "200", "-y", "50", "-s", self.name, script)
+        if log is not None:
+            self.tmux("pipe-pane", "-O", "-t", self.name, f"cat >> {shlex.quote(str(log))}")
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.name)
@@ -161,3 +167,44 @@ def test_q_quits_at_once_while_a_request_hangs(terminal: Terminal, silent_daemon
     # The hung request has a 10 s timeout; quitting must not wait for it.
     assert seconds < 3
     assert "DOCKERSCOPE-EXIT=0" in screen
+
+
+HOSTILE_IMAGE_ID = "sha256:" + "c0" * 32
+# Retitle the window (OSC 0), reset the terminal (ESC c, RIS), write the clipboard (OSC 52), a
+# C1 CSI (8-bit ESC [) and a markup closing tag with nothing to close.
+TERMINAL_ATTACK = "\x1b]0;pwned\x07\x1bc\x1b]52;c;cHduZWQ=\x07\x9b2J[/]"
+
+
+def _hostile_recording() -> dict[str, object]:
+    """One image, whose details the daemon refuses with an error message that attacks the terminal."""
+    summary = {"Id": HOSTILE_IMAGE_ID, "RepoTags": ["marker-image:1"], "Created": 1763600000, "Size": 1000}
+    return {
+        "/version": {"Version": "27.0.0", "ApiVersion": "1.45", "MinAPIVersion": "1.24", "Os": "linux"},
+        "/images/json": [summary],
+        "/containers/json": [],
+        f"/images/{HOSTILE_IMAGE_ID}/json": error_answer(500, f"boom {TERMINAL_ATTACK} end"),
+        f"/images/{HOSTILE_IMAGE_ID}/history": error_answer(500, f"boom {TERMINAL_ATTACK} end"),
+    }
+
+
+def test_a_hostile_daemons_error_never_drives_the_terminal(terminal: Terminal, short_tmp: Path) -> None:
+    log = short_tmp / "pane.log"
+    with RecordedDaemon(short_tmp / "hostile.sock", _hostile_recording()) as daemon:
+        terminal.start(f"{_command()} --host {daemon.url}", {"TERM": "xterm-256color"}, log=log)
+        terminal.wait_for(lambda s: "marker-image:1" in s, "the image list")
+        title_before = terminal.title()
+        screen = terminal.wait_for(lambda s: r"\x1b]0;pwned\x07\x1bc" in s, "the daemon's error, escaped")
+        assert "The Docker daemon answered with an error" in screen
+        assert r"\x1b]52;c;cHduZWQ=\x07\x9b2J[/]" in screen  # shown literally, markup not parsed
+        assert "marker-image:1" in screen  # the screen was not reset
+        assert terminal.title() == title_before != "pwned"
+        terminal.keys("q")
+        screen = terminal.wait_for(lambda s: "DOCKERSCOPE-EXIT=" in s, "the exit marker", timeout=5)
+    assert "DOCKERSCOPE-EXIT=0" in screen
+    assert "Traceback" not in screen
+    written = log.read_bytes().decode("utf-8", errors="replace")
+    assert "marker-image:1" in written  # the log did record the app's output
+    assert "\x1b]0;pwned" not in written
+    assert "\x1b]52" not in written
+    assert "\x1bc" not in written
+    assert not {chr(code) for code in range(0x80, 0xA0)} & set(written)

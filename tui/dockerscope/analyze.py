@@ -21,6 +21,8 @@ from dockerscope.service.layer_contents import ContentsUnavailable, ImageContent
 from dockerscope.service.layer_files import ReadCancelled
 
 TOP_WASTED = 20
+# An error line is cut here: a daemon's error text can be any length.
+ERROR_CHARS = 1000
 RULE_FLAGS = {
     "lowest_efficiency": "lowestEfficiency",
     "highest_wasted_bytes": "highestWastedBytes",
@@ -82,18 +84,11 @@ def _checked(parse: Any) -> Any:
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """Exit codes: 0 done (rules pass), 1 a rule failed, 2 any failure (one line on stderr, never a
+    traceback), 130 interrupted, 141 the reader of stdout went away."""
     args = build_parser().parse_args(argv)
-    service = connect(args.host)
-    if service is None:
-        return 2
     try:
-        return asyncio.run(_analyze(service, args, out))
-    except DockerServiceError as error:
-        print(f"dockerscope: {sanitize(args.image, 200)}: {error.reason}", file=sys.stderr)
-        return 2
-    except ContentsUnavailable as error:
-        print(f"dockerscope: {error}", file=sys.stderr)
-        return 2
+        return _run(args, out)
     except (KeyboardInterrupt, ReadCancelled):
         return 130
     except BrokenPipeError:
@@ -101,8 +96,36 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         # complaining when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as error:  # the last resort: a daemon's answer tripped something unforeseen
+        _stderr_line(f"{sanitize(args.image, 200)}: {type(error).__name__}: {error}")
+        return 2
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    service = connect(args.host)
+    if service is None:
+        return 2
+    try:
+        return asyncio.run(_analyze(service, args, out))
+    except DockerServiceError as error:
+        _stderr_line(f"{sanitize(args.image, 200)}: {error.headline}: {error.reason}")
+        return 2
+    except ContentsUnavailable as error:
+        _stderr_line(f"{sanitize(args.image, 200)}: {error}")
+        return 2
     finally:
         service.close()
+
+
+def _stderr_line(message: str) -> None:
+    """One line on stderr; `message` may hold daemon text, so it is cut and sanitised."""
+    print(sanitize(f"dockerscope: {message}", max_chars=ERROR_CHARS), file=sys.stderr)
+
+
+def _line(out: TextIO, text: str = "") -> None:
+    """Every line of the text report goes out through here: sanitised, so no daemon or image
+    string can drive the terminal whatever a caller forgot."""
+    out.write(sanitize(text) + "\n")
 
 
 async def _analyze(service: DockerService, args: argparse.Namespace, out: TextIO) -> int:
@@ -111,11 +134,13 @@ async def _analyze(service: DockerService, args: argparse.Namespace, out: TextIO
     a big image's analysis takes seconds to format."""
     detail = await service.image_detail_of(args.image)
     contents = await service.image_contents(detail.id, choice=SourceChoice(args.source), use_cache=not args.no_cache)
+    if (cache_problem := service.take_cache_problem()) is not None:
+        _stderr_line(cache_problem)
     thresholds = {name: value for flag, name in RULE_FLAGS.items() if (value := getattr(args, flag)) is not None}
     rules = evaluate(contents.files, thresholds) if args.ci else []
     if args.json:
-        json.dump(report(detail, contents, rules), out, indent=2)
-        out.write("\n")
+        # ensure_ascii (the default) writes every non-ASCII and control character as an escape.
+        out.write(json.dumps(report(detail, contents, rules), indent=2) + "\n")
     else:
         write_text(out, detail, contents, rules)
     return 1 if any(rule.status is RuleStatus.FAIL for rule in rules) else 0
@@ -124,17 +149,19 @@ async def _analyze(service: DockerService, args: argparse.Namespace, out: TextIO
 def layer_instructions(detail: ImageDetail, layer_count: int) -> list[str]:
     """The instruction that made each layer; empty where the history mapping could not place it."""
     made = detail.layers.instructions()
-    return [made.get(index, "") for index in range(layer_count)]
+    return [sanitize(made.get(index, "")) for index in range(layer_count)]
 
 
 def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = ()) -> dict[str, Any]:
+    """The JSON report. Every string from the daemon or the image (ids, tags, paths, instructions)
+    is sanitised: no control character or lone surrogate reaches a consumer."""
     files = contents.files
     instructions = layer_instructions(detail, len(files.layers))
     document: dict[str, Any] = {
         "image": {
-            "id": detail.id,
-            "tags": list(detail.inspect.get("RepoTags") or ()),
-            "source": "+".join(contents.sources),
+            "id": sanitize(detail.id),
+            "tags": [sanitize(tag) for tag in _tags(detail)],
+            "source": sanitize("+".join(contents.sources)),
             "seconds": round(contents.seconds, 3),
             "size_bytes": files.total_bytes,
             "kept_bytes": files.kept_bytes,
@@ -144,7 +171,7 @@ def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = 
             "user_wasted_ratio": files.user_wasted_ratio if files.user_bytes or not files.wasted_bytes else None,
             "top_wasted": [
                 {
-                    "path": "/" + item.path,
+                    "path": sanitize("/" + item.path),
                     "copies": item.copies,
                     "wasted_bytes": item.wasted,
                     "layers": list(item.layers),
@@ -156,7 +183,7 @@ def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = 
         "layers": [
             {
                 "index": layer.index,
-                "diff_id": layer.diff_id,
+                "diff_id": sanitize(layer.diff_id),
                 "instruction": instruction,
                 "size_bytes": layer.size,
                 "entries": layer.entry_count,
@@ -171,7 +198,7 @@ def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = 
     }
     if rules:
         document["rules"] = [
-            {"name": rule.name, "status": rule.status.value, "message": rule.message} for rule in rules
+            {"name": rule.name, "status": rule.status.value, "message": sanitize(rule.message)} for rule in rules
         ]
     return document
 
@@ -180,41 +207,58 @@ def _size(size: int) -> str:
     return f"{size} B" if size < 1000 else humanize.naturalsize(size, format="%.1f")
 
 
+def _tags(detail: ImageDetail) -> list[str]:
+    """The image's tags; a daemon that answers something other than a list of strings has none."""
+    tags = detail.inspect.get("RepoTags")
+    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+
+
 def write_text(out: TextIO, detail: ImageDetail, contents: ImageContents, rules: Sequence[Any]) -> None:
     files = contents.files
-    name = ", ".join(detail.inspect.get("RepoTags") or ()) or detail.id.removeprefix("sha256:")[:12]
-    out.write(
+    name = ", ".join(_tags(detail)) or detail.id.removeprefix("sha256:")[:12]
+    _line(
+        out,
         f"Image: {sanitize(name, 300)} · {len(files.layers)} layers · "
-        f"read from {' + '.join(contents.sources) or 'nothing'} in {contents.seconds:.2f} s\n\n"
+        f"read from {' + '.join(contents.sources) or 'nothing'} in {contents.seconds:.2f} s",
     )
-    out.write(f"{'#':>3}  {'Size':>10}  {'Files':>7}  {'Added':>7}  {'Modified':>8}  {'Removed':>7}  ")
-    out.write(f"{'Wasted':>10}  Instruction\n")
+    _line(out)
+    _line(
+        out,
+        f"{'#':>3}  {'Size':>10}  {'Files':>7}  {'Added':>7}  {'Modified':>8}  {'Removed':>7}  {'Wasted':>10}  "
+        "Instruction",
+    )
     for layer, instruction in zip(files.layers, layer_instructions(detail, len(files.layers)), strict=True):
-        out.write(
+        _line(
+            out,
             f"{layer.index:>3}  {_size(layer.size):>10}  {layer.file_count:>7}  {layer.added:>7}  "
-            f"{layer.modified:>8}  {layer.removed:>7}  {_size(layer.wasted):>10}  {sanitize(instruction, 100)}\n"
+            f"{layer.modified:>8}  {layer.removed:>7}  {_size(layer.wasted):>10}  {sanitize(instruction, 100)}",
         )
-    out.write(_summary(files))
+    _line(out)
+    _line(out, _summary(files))
     if files.wasted_paths:
-        out.write(f"\nTop wasted paths:\n{'Copies':>6}  {'Wasted':>10}  Path\n")
+        _line(out)
+        _line(out, "Top wasted paths:")
+        _line(out, f"{'Copies':>6}  {'Wasted':>10}  Path")
         for item in files.wasted_paths[:TOP_WASTED]:
             note = "" if item.kept else "  (removed)"
-            out.write(f"{item.copies:>6}  {_size(item.wasted):>10}  /{sanitize(item.path, 300)}{note}\n")
+            _line(out, f"{item.copies:>6}  {_size(item.wasted):>10}  /{sanitize(item.path, 300)}{note}")
     if rules:
-        out.write("\nResults:\n")
+        _line(out)
+        _line(out, "Results:")
         for rule in rules:
-            out.write(f"  {rule.line()}\n")
+            _line(out, f"  {rule.line()}")
         counts = {status: sum(1 for rule in rules if rule.status is status) for status in RuleStatus}
         verdict = "FAIL" if counts[RuleStatus.FAIL] else "PASS"
-        out.write(
+        _line(
+            out,
             f"Result:{verdict} [Total:{len(rules)}] [Passed:{counts[RuleStatus.PASS]}] "
-            f"[Failed:{counts[RuleStatus.FAIL]}] [Warn:0] [Skipped:{counts[RuleStatus.SKIP]}]\n"
+            f"[Failed:{counts[RuleStatus.FAIL]}] [Warn:0] [Skipped:{counts[RuleStatus.SKIP]}]",
         )
 
 
 def _summary(files: ImageFiles) -> str:
     user = f"{files.user_wasted_ratio * 100:.1f} %" if files.user_bytes or not files.wasted_bytes else "n/a (one layer)"
     return (
-        f"\nefficiency: {files.efficiency * 100:.2f} %  ·  wasted: {_size(files.wasted_bytes)} "
-        f"of {_size(files.total_bytes)}  ·  user wasted: {user}\n"
+        f"efficiency: {files.efficiency * 100:.2f} %  ·  wasted: {_size(files.wasted_bytes)} "
+        f"of {_size(files.total_bytes)}  ·  user wasted: {user}"
     )

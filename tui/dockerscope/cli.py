@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=DEFAULT_INTERVAL,
         help="seconds between full polls, a safety net behind the daemon's event stream "
-        f"(default: {DEFAULT_INTERVAL:g}; every 2 s at most while the stream is down)",
+        f"(default: {DEFAULT_INTERVAL:g}; every 3 s at most while the stream is down)",
     )
     return parser
 
@@ -55,12 +55,14 @@ def connect(host: str | None) -> DockerService | None:
     """A service for the daemon `host` names (else the one the environment names); None after
     saying on stderr why there is none."""
     # Imported late so --help and --version answer without loading docker-py.
+    from dockerscope.sanitize import sanitize
     from dockerscope.service import DockerService, DockerServiceError, resolve_connection
 
     try:
         connection = resolve_connection(host)
     except DockerServiceError as error:
-        print(f"dockerscope: {error.host}: {error.reason}", file=sys.stderr)
+        # The host and reason can hold text from the environment or the CLI's config files.
+        print(sanitize(f"dockerscope: {error.host}: {error.reason}", max_chars=1000), file=sys.stderr)
         return None
     return DockerService(connection)
 

@@ -1,4 +1,5 @@
-"""Shown while the daemon cannot be reached; the app keeps retrying behind it."""
+"""Shown while no data has come from the daemon (unreachable, or answering with errors or
+garbage); the app keeps retrying behind it."""
 
 from __future__ import annotations
 
@@ -32,15 +33,15 @@ class ConnectionScreen(Screen[None]):
             problem.update(self._message())
 
     def _message(self) -> Text:
-        text = Text.assemble(("Cannot reach the Docker daemon", "bold red"), "\n\n")
+        text = Text.assemble(plain(self._error.headline, style="bold red"), "\n\n")
         text.append("Host:    ")
         text.append_text(plain(self._error.host, style="bold"))
         text.append("\nProblem: ")
         text.append_text(plain(self._error.reason))
         text.append("\n\n")
-        text.append(self._error.hint, style="italic")
+        text.append_text(plain(self._error.hint, style="italic"))
         text.append(
-            f"\n\nRetrying every {self._retry_seconds:g} s (attempt {self._attempts}); "
+            f"\n\nRetrying every {self._retry_seconds:g} s (attempt {self._attempts:d}); "
             "dockerscope opens as soon as the daemon answers. r retries now, q quits.",
             style="dim",
         )

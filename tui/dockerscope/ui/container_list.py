@@ -63,7 +63,7 @@ class ContainerList(ObjectList[ContainerSummary]):
         state = item.state if item.exit_code is None else f"{item.state} ({item.exit_code})"
         return (
             plain(item.name, max_chars=200),
-            Text(state, style=STATE_STYLES.get(item.state, "")),
+            plain(state, style=STATE_STYLES.get(item.state, ""), max_chars=60),
             plain(self.image_label(item), max_chars=200),
             Text(relative_time(item.created, now)),
             plain(item.status, max_chars=200),

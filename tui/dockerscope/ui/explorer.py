@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,6 +14,7 @@ from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     ContainerDetail,
     ContainerSummary,
@@ -34,7 +34,7 @@ from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_contents_screen import ContentsTarget, LayerContentsScreen
 from dockerscope.ui.layer_info_screen import LayerInfoScreen
 from dockerscope.ui.layer_table import LayerTable, changes_summary
-from dockerscope.ui.messages import ContainerDetailReady, ContextReady, DetailFailed, DetailReady
+from dockerscope.ui.messages import ContainerDetailReady, ContextReady, DetailFailed, DetailReady, Problem
 from dockerscope.ui.object_list import ObjectList
 from dockerscope.ui.status_bar import StatusBar
 
@@ -160,10 +160,11 @@ class ExplorerScreen(Screen[None]):
         if images.move_to(container.image_id):
             self.set_focus(images)
         else:
+            short_id = container.image_id.removeprefix("sha256:")[:12]
             self.notify(
-                f"The image of {container.name} ({container.image_id.removeprefix('sha256:')[:12]}) "
-                "is not present locally.",
+                sanitize(f"The image of {sanitize(container.name, 120)} ({short_id}) is not present locally."),
                 severity="warning",
+                markup=False,
             )
 
     # The detail panes follow the subject.
@@ -200,8 +201,8 @@ class ExplorerScreen(Screen[None]):
                 self.post_message(DetailReady(image))
             if image is not None:
                 await self._load_context(image.id)
-        except DockerServiceError as error:
-            self.post_message(DetailFailed(subject.id, error))
+        except Exception as error:  # any failure is shown; a worker that raises would end the app
+            self.post_message(DetailFailed(subject.id, Problem.of(error)))
 
     async def _load_context(self, image_id: str) -> None:
         snapshot = self._snapshot
@@ -211,9 +212,20 @@ class ExplorerScreen(Screen[None]):
 
     @work(group="context", exclusive=True)
     async def _reload_context(self, image_id: str) -> None:
-        """Work the sharing out again after images came or went; failures are the poll's to report."""
-        with contextlib.suppress(DockerServiceError):
+        """Work the sharing out again after images came or went. A daemon failure is the poll's to
+        report; anything else is shown here, as a worker that raises would end the app."""
+        try:
             await self._load_context(image_id)
+        except DockerServiceError:
+            return
+        except Exception as error:
+            problem = Problem.of(error)
+            self.notify(
+                sanitize(f"{problem.headline}: {problem.reason}"),
+                title="Could not work out the layer sharing",
+                severity="warning",
+                markup=False,
+            )
 
     def _is_subject(self, object_id: str) -> bool:
         return self._subject is not None and self._subject.id == object_id
@@ -244,11 +256,17 @@ class ExplorerScreen(Screen[None]):
         if subject is None or not self._is_subject(message.object_id):
             return
         self._subject = None
-        reason = f"{subject.short_id}: {message.error.reason}"
-        self.query_one(InspectTree).show_document(reason, None)
+        problem = message.problem
+        line = sanitize(f"{sanitize(subject.short_id, 80)}: {problem.headline}: {problem.reason}")
+        self.query_one(InspectTree).show_document(line, None)
         self._image_detail = self._container_detail = self._image_context = None
         self._show_layers()
-        self.notify(reason, title="Could not load details", severity="warning")
+        self.notify(
+            line,
+            title="Could not load details",
+            severity="warning",
+            markup=False,
+        )
 
     def _show_layers(self, keep_cursor: bool = False) -> None:
         detail = self._image_detail

@@ -76,7 +76,7 @@ class FileTree(Tree[FileNode]):
     def _fill(self, parent: TreeNode[FileNode], path: str, opened: set[str], expand_all: bool) -> None:
         for child in self._view.children_of(path, self._order):
             has_children = child.is_dir and self._view.has_children(child.path)
-            node = parent.add(child.name, child, allow_expand=has_children)
+            node = parent.add(plain(child.name), child, allow_expand=has_children)
             if has_children and (expand_all or child.path in opened):
                 self._fill(node, child.path, opened, expand_all)
                 node.expand()

@@ -40,10 +40,10 @@ class ImageList(ObjectList[ImageSummary]):
         tags = plain(", ".join(item.tags), max_chars=200) if item.tags else Text("<none>", style="dim")
         return (
             tags,
-            Text(item.short_id),
+            plain(item.short_id),
             Text(human_size(item.size), justify="right"),
             Text(relative_time(item.created, now)),
-            Text(str(item.containers), justify="right"),
+            Text(f"{item.containers:d}", justify="right"),
         )
 
     def cells_expire(self, item: ImageSummary, now: datetime) -> datetime | None:

@@ -1,7 +1,13 @@
-"""The inspect pane: a whole `docker inspect` document as a lazily built tree."""
+"""The inspect pane: a whole `docker inspect` document as a lazily built tree.
+
+The document comes from the daemon, so its size and shape are the daemon's to choose: nesting
+deeper than `MAX_DEPTH` is not opened (Textual lays a tree out recursively), a branch shows at most
+`json_labels.MAX_CHILDREN` children, and one press of `+` stops opening branches once it has added
+`EXPAND_ALL_NODES` nodes. No walk over the tree recurses."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -11,17 +17,24 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from dockerscope.ui.format import plain
-from dockerscope.ui.json_labels import children_of, is_branch, label_for
+from dockerscope.ui.json_labels import children_of, is_branch, label_for, more_label, too_deep_label
+
+# Real inspect documents nest some six levels; anything past this is shown as a closed branch.
+MAX_DEPTH = 40
+# Nodes one press of `+` adds before it stops (the last branch it opens may pass it by up to
+# MAX_CHILDREN): a press on a huge document answers at once, the next press goes on.
+EXPAND_ALL_NODES = 2_000
 
 
 @dataclass
 class JsonNode:
-    """A value in the document under its key in the parent; `built` turns true once its children
-    are in the tree."""
+    """A value in the document under its key in the parent, `depth` levels below the document;
+    `built` turns true once its children are in the tree."""
 
     value: Any
     key: str | None = None
     built: bool = False
+    depth: int = 0
 
 
 NodePath = tuple[str | None, ...]
@@ -60,15 +73,18 @@ class InspectTree(Tree[JsonNode]):
         self._build_children(self.root)
         self.root.expand()
         if keep_view:
-            self._reopen(self.root, expanded)
+            self._reopen(expanded)
             self.call_after_refresh(self._restore_position, cursor, scroll)
 
-    def _reopen(self, node: TreeNode[JsonNode], expanded: set[NodePath]) -> None:
-        for child in node.children:
-            if child.allow_expand and _path(child) in expanded:
-                self._build_children(child)
-                child.expand()
-                self._reopen(child, expanded)
+    def _reopen(self, expanded: set[NodePath]) -> None:
+        """Open again the nodes at the paths in `expanded` (breadth first, so parents come first)."""
+        pending = deque(self.root.children)
+        while pending:
+            node = pending.popleft()
+            if node.allow_expand and _path(node) in expanded:
+                self._build_children(node)
+                node.expand()
+                pending.extend(node.children)
 
     def _restore_position(self, cursor: NodePath | None, scroll: float) -> None:
         target = next((node for node in _walk(self.root) if _path(node) == cursor), None)
@@ -81,24 +97,39 @@ class InspectTree(Tree[JsonNode]):
         if data is None or data.built:
             return
         data.built = True
-        for key, value in children_of(data.value):
-            node.add(label_for(key, value), data=JsonNode(value, key), allow_expand=is_branch(value))
+        depth = data.depth + 1
+        children = children_of(data.value)
+        for key, value in children:
+            if is_branch(value) and depth >= MAX_DEPTH:
+                node.add(too_deep_label(key, value), data=JsonNode(value, key, built=True, depth=depth))
+            else:
+                node.add(label_for(key, value), data=JsonNode(value, key, depth=depth), allow_expand=is_branch(value))
+        hidden = len(data.value) - len(children) if is_branch(data.value) else 0
+        if hidden:
+            node.add(more_label(hidden), data=JsonNode(None, built=True, depth=depth))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[JsonNode]) -> None:
         self._build_children(event.node)
 
-    def _build_all(self, node: TreeNode[JsonNode]) -> None:
-        self._build_children(node)
-        for child in node.children:
-            if child.allow_expand:
-                self._build_all(child)
-
     def action_expand_everything(self) -> None:
-        self._build_all(self.root)
-        self.root.expand_all()
+        """Open closed branches breadth first until EXPAND_ALL_NODES nodes were added; a further
+        press opens the next ones."""
+        added = 0
+        pending = deque([self.root])
+        while pending:
+            node = pending.popleft()
+            if node.allow_expand and not node.is_expanded:
+                if added >= EXPAND_ALL_NODES:
+                    self.notify("Opened as much as one press may; + opens more.", markup=False)
+                    return
+                self._build_children(node)
+                node.expand()
+                added += len(node.children)
+            pending.extend(child for child in node.children if child.allow_expand)
 
     def action_collapse_everything(self) -> None:
-        self.root.collapse_all()
+        for node in [node for node in _walk(self.root) if node.is_expanded and node is not self.root]:
+            node.collapse()
         self.root.expand()
 
 
@@ -113,7 +144,9 @@ def _path(node: TreeNode[JsonNode]) -> NodePath:
 
 
 def _walk(node: TreeNode[JsonNode]) -> Iterator[TreeNode[JsonNode]]:
-    """The node and every node below it that is in the tree (built)."""
-    yield node
-    for child in node.children:
-        yield from _walk(child)
+    """The node and every node below it that is in the tree (built), depth first, without recursion."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        pending.extend(reversed(current.children))

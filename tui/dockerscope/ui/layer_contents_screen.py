@@ -17,15 +17,16 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
-from dockerscope.service import DockerService, DockerServiceError
+from dockerscope.sanitize import sanitize
+from dockerscope.service import DockerService
 from dockerscope.service.file_analysis import FileChange, ImageFiles, filesystem_at
-from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents
+from dockerscope.service.layer_contents import ImageContents
 from dockerscope.service.layer_files import ReadCancelled, ReadProgress
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view import SortOrder, build_view
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import counted, human_size, plain
-from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProgress
+from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProgress, Problem
 
 # Progress messages from the reading thread are spaced at least this far apart.
 PROGRESS_INTERVAL = 0.05
@@ -118,11 +119,8 @@ class LayerContentsScreen(Screen[None]):
                 )
         except ReadCancelled:
             return
-        except DockerServiceError as error:
-            self.post_message(ContentsFailed(error.reason))
-            return
-        except ContentsUnavailable as error:
-            self.post_message(ContentsFailed(str(error)))
+        except Exception as error:  # any failure is shown; a worker that raises would end the app
+            self.post_message(ContentsFailed(Problem.of(error)))
             return
         self.post_message(ContentsLoaded(contents))
 
@@ -143,15 +141,28 @@ class LayerContentsScreen(Screen[None]):
             label += f" of about {human_size(progress.bytes_total)}"
         self.query_one("#progress-label", Static).update(Text(label))
 
+    def _tell_cache_problem(self) -> None:
+        """Once per run: the disk cache is not used (its directory is not the user's alone)."""
+        if (problem := self._service.take_cache_problem()) is not None:
+            self.app.notify(sanitize(problem), title="Layer cache", severity="warning", markup=False)
+
     def on_contents_failed(self, message: ContentsFailed) -> None:
-        self.app.notify(plain(message.reason).plain, title="Could not read the layers", severity="error")
+        self._tell_cache_problem()
+        problem = message.problem
+        self.app.notify(
+            sanitize(f"{problem.headline}: {problem.reason}"),
+            title="Could not read the layers",
+            severity="error",
+            markup=False,
+        )
         self.dismiss()
 
     def on_contents_loaded(self, message: ContentsLoaded) -> None:
         contents = self._contents = message.contents
+        self._tell_cache_problem()
         layer_count = len(contents.files.layers)
         if not layer_count:
-            self.app.notify("This image has no layers.", severity="warning")
+            self.app.notify("This image has no layers.", severity="warning", markup=False)
             self.dismiss()
             return
         self._layer = layer_count - 1 if self._layer is None else min(max(self._layer, 0), layer_count - 1)
@@ -193,7 +204,7 @@ class LayerContentsScreen(Screen[None]):
         layers = contents.files.layers
         layer = layers[index]
         writable = target.container_id is not None and index == len(layers) - 1
-        text.append(f" · layer {index + 1} of {len(layers)}", style="bold")
+        text.append(f" · layer {index + 1:d} of {len(layers)}", style="bold")
         instruction = "container writable layer" if writable else (target.instructions or {}).get(index, "")
         if instruction:
             text.append(" · ")
@@ -204,7 +215,7 @@ class LayerContentsScreen(Screen[None]):
         text.append(f"-{layer.removed} removed", style="red")
         if layer.wasted:
             text.append(f" · {human_size(layer.wasted)} of it wasted by layers above", style="yellow")
-        text.append(f" · read from {' + '.join(contents.sources)} in {contents.seconds:.2f} s", style="dim")
+        text.append(f" · read from {sanitize(' + '.join(contents.sources))} in {contents.seconds:.2f} s", style="dim")
         if not contents.sizes_known and writable:
             text.append(" · sizes unknown (docker diff)", style="dim")
         return text
@@ -232,7 +243,7 @@ class LayerContentsScreen(Screen[None]):
     def action_close(self) -> None:
         if self._contents is None:
             self._cancel.set()
-            self.app.notify("Reading the layers was cancelled.")
+            self.app.notify("Reading the layers was cancelled.", markup=False)
         self.dismiss()
 
     def action_toggle_view(self) -> None:

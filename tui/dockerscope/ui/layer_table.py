@@ -50,7 +50,7 @@ def _history_cells(row: LayerRow, context: ImageContext | None, is_base: bool) -
     if row.kind is LayerKind.UNKNOWN or (row.kind is LayerKind.LAYER and not row.diff_id):
         layer = Text("?", style="yellow")
     elif row.diff_id:
-        layer = Text(row.short_diff_id, style="cyan")
+        layer = plain(row.short_diff_id, style="cyan")
     else:
         layer = Text("—", style="dim")
     shared = Text("")

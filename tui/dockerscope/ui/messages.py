@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from dockerscope.sanitize import sanitize
 from dockerscope.service import ContainerDetail, DockerServiceError, ImageContext, ImageDetail, WatchUpdate
-from dockerscope.service.layer_contents import ImageContents
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents
 from dockerscope.service.layer_files import ReadProgress
+
+# A daemon's error text can be any length; a notification shows this much of it.
+REASON_CHARS = 300
+
+
+class Problem:
+    """What went wrong, as two lines safe to show: the kind of trouble and the (sanitised) reason.
+
+    Workers turn every exception into one of these, so an error type nobody expected (a bug, or
+    a service promise broken by a strange answer) is shown instead of ending the app."""
+
+    def __init__(self, headline: str, reason: str) -> None:
+        self.headline = sanitize(headline, max_chars=REASON_CHARS)
+        self.reason = sanitize(reason, max_chars=REASON_CHARS)
+
+    @classmethod
+    def of(cls, error: Exception) -> Problem:
+        if isinstance(error, DockerServiceError):
+            return cls(error.headline, error.reason)
+        if isinstance(error, ContentsUnavailable):
+            return cls("The layers cannot be read", str(error))
+        return cls("Unexpected error", f"{type(error).__name__}: {error}")
 
 
 class WatchUpdated(Message):
@@ -37,10 +60,10 @@ class ContextReady(Message):
 
 
 class DetailFailed(Message):
-    def __init__(self, object_id: str, error: DockerServiceError) -> None:
+    def __init__(self, object_id: str, problem: Problem) -> None:
         super().__init__()
         self.object_id = object_id
-        self.error = error
+        self.problem = problem
 
 
 class ContentsProgress(Message):
@@ -58,6 +81,6 @@ class ContentsLoaded(Message):
 
 
 class ContentsFailed(Message):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, problem: Problem) -> None:
         super().__init__()
-        self.reason = reason
+        self.problem = problem
