@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import docker
 import pytest
@@ -184,20 +186,49 @@ async def test_number_keys_and_tab_move_between_panes(app: DockerscopeApp) -> No
         assert app.focused is image_list(app)
 
 
-async def test_r_refreshes_at_once(app: DockerscopeApp, api: docker.APIClient) -> None:
-    app.interval = 3600
+class _SilentEventStream:
+    """An event stream that stays open and never delivers an event."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        self._closed.wait()
+        yield from ()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class DeafService(DockerService):
+    """The real service, but its event stream hears nothing: only a poll brings changes."""
+
+    def open_event_stream(self) -> _SilentEventStream:  # type: ignore[override]
+        return _SilentEventStream()
+
+
+async def test_r_refreshes_at_once(service: DockerService, api: docker.APIClient) -> None:
+    deaf = DeafService(service.connection)
+    app = create_app(deaf, interval=3600)
+    tag = "dockerscope-test/refresh:now"
+
+    def tag_shown() -> bool:
+        """the new tag is in the image list"""
+        return any(tag in image.tags for image in image_list(app).visible_items)
+
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: image_list(app).row_count > 0)
-        api.tag(TOOL_IMAGE, "dockerscope-test/refresh", "now")
+        await wait_until_live(pilot, app)
+        await pilot.pause(0.5)  # the poll that catches up after the stream opened is over
+        api.tag(TOOL_IMAGE, *tag.split(":"))
         try:
+            await pilot.pause(1.5)
+            assert not tag_shown(), "the change arrived without r: this test would not notice r doing nothing"
             await pilot.press("r")
-            await wait_until(
-                pilot,
-                lambda: any("dockerscope-test/refresh:now" in i.tags for i in image_list(app).visible_items),
-                3,
-            )
+            await wait_until(pilot, tag_shown, 3)
         finally:
-            api.remove_image("dockerscope-test/refresh:now")
+            api.remove_image(tag)
+    deaf.close()
 
 
 async def test_question_mark_lists_every_binding(app: DockerscopeApp) -> None:

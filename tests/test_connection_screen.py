@@ -1,4 +1,5 @@
-"""No daemon, a daemon that appears later, a daemon that goes away: the app explains and recovers."""
+"""No daemon, a daemon that appears later, a daemon that goes away: the app explains and recovers.
+The connection screen shows only until data first arrived; after that the data stays, marked stale."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
-from apphelpers import SIZE, image_list, wait_until, wait_until_live
+from apphelpers import SIZE, image_list, status_text, wait_until, wait_until_live
 from dockerscope.service import Connection, DockerService
 from dockerscope.ui import create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
@@ -29,7 +30,7 @@ def _problem_text(screen: object) -> str:
     return "".join(problem.render().plain for problem in screen.query("#connection-problem").results(Static))
 
 
-async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_appears(
+async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_which_stays_when_it_goes(
     proxy: SocketProxy,
 ) -> None:
     host = f"unix://{proxy.path}"
@@ -48,11 +49,21 @@ async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_when_it_ap
         await wait_until(pilot, lambda: app.screen is app.explorer and image_list(app).row_count > 0)
         await wait_until_live(pilot, app)
 
+        rows = image_list(app).row_count
         await proxy.stop()
-        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
-        assert "the socket does not exist" in _problem_text(app.screen)
+        await wait_until(pilot, lambda: "● disconnected" in status_text(app))
+        assert app.screen is app.explorer
+        assert app.explorer.has_class("stale")
+        assert app.explorer.query_one("#images-pane").styles.opacity < 1  # dimmed
+        status = status_text(app)
+        assert "the socket does not exist" in status
+        assert "showing data from" in status and "(stale)" in status
+        assert image_list(app).row_count == rows
         await proxy.start()
-        await wait_until(pilot, lambda: app.screen is app.explorer)
+        await wait_until(pilot, lambda: not app.explorer.has_class("stale"))
+        await wait_until_live(pilot, app)
+        assert app.screen is app.explorer
+        assert app.explorer.query_one("#images-pane").styles.opacity == 1
         await proxy.stop()
 
 

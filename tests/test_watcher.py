@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
+import socketserver
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from conftest import FIXTURE_IMAGES, TOOL_IMAGE, import_tiny_image
 from dockerscope.service import Connection, DockerService, EventBatch, Snapshot, Watcher, WatchUpdate
+from dockerscope.service import watcher as watcher_module
+from recorded_daemon import load_recording
 from socket_proxy import SocketProxy
 
 BURST_LABEL = "dockerscope-test.burst"
@@ -189,6 +197,33 @@ async def test_a_dropped_event_stream_reconnects_and_catches_up(
         await proxy.stop()
 
 
+async def test_the_stream_reconnects_as_soon_as_a_poll_finds_the_daemon_back(
+    docker_host: str, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After one quick retry the next reconnect would wait a minute: only the poll can bring it sooner.
+    monkeypatch.setattr(watcher_module, "RECONNECT_DELAYS", (0.1, 60.0))
+    proxy = SocketProxy(short_tmp / "back.sock", docker_host.removeprefix("unix://"))
+    await proxy.start()
+    host = f"unix://{proxy.path}"
+    service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
+    follower = Follower(Watcher(service, interval=1))
+    try:
+        await follower.until_live()
+        await proxy.stop()
+        while not (follower.updates[-1].error is not None and not follower.watcher.live):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the quick retry has failed too
+        await proxy.start()
+        deadline = time.monotonic() + 5
+        while not follower.watcher.live:
+            assert time.monotonic() < deadline, "the stream did not come back with the daemon"
+            await asyncio.sleep(0.05)
+    finally:
+        await follower.close()
+        service.close()
+        await proxy.stop()
+
+
 async def test_stopping_ends_the_event_thread_at_once(service: DockerService) -> None:
     before = set(threading.enumerate())
     follower = Follower(Watcher(service, interval=3600))
@@ -198,3 +233,94 @@ async def test_stopping_ends_the_event_thread_at_once(service: DockerService) ->
     await follower.close()
     readers[0].join(timeout=2)  # benchmarks/ measures how fast; here: it ends, it does not hang
     assert not readers[0].is_alive()
+
+
+class _BrokenEventsServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    events_answer: str
+    responses: dict[str, Any]
+    requests_seen: list[tuple[float, str]]
+
+
+class _BrokenEventsHandler(BaseHTTPRequestHandler):
+    """Answers the listing requests from a recording; `/events` ends at once or fails."""
+
+    server: _BrokenEventsServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        path = "/" + path.split("/", 2)[2] if path.startswith("/v1.") else path
+        self.server.requests_seen.append((time.monotonic(), path))
+        if path == "/events" and self.server.events_answer == "closes":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
+        elif path == "/events":
+            self._send(500, {"message": "events are broken"})
+        elif path in self.server.responses:
+            self._send(200, self.server.responses[path])
+        else:
+            self._send(404, {"message": f"no such path {path}"})
+
+    def _send(self, status: int, document: Any) -> None:
+        data = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def broken_events_daemon(socket_path: Path, events_answer: str) -> Iterator[_BrokenEventsServer]:
+    """A daemon on a unix socket that lists the recorded fixtures but whose event stream
+    `closes` as soon as it opened, or answers `500` every time."""
+    server = _BrokenEventsServer(str(socket_path), _BrokenEventsHandler)
+    server.events_answer = events_answer
+    server.responses = load_recording("recorded-fixtures.json")
+    server.requests_seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# Long enough for the reconnect delays to reach 8 s and the average to settle. (The storm this
+# guards against made 870 requests in 5 s.)
+MISBEHAVING_SECONDS = 20.0
+
+
+@pytest.mark.parametrize("events_answer", ["closes", "500"])
+async def test_an_event_stream_that_keeps_failing_costs_about_one_request_a_second(
+    short_tmp: Path, events_answer: str
+) -> None:
+    with broken_events_daemon(short_tmp / "broken.sock", events_answer) as daemon:
+        host = f"unix://{short_tmp / 'broken.sock'}"
+        service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
+        follower = Follower(Watcher(service, interval=3600))
+        try:
+            await follower.until(lambda snapshot: len(snapshot.images) > 0)
+            start, updates_before = time.monotonic(), len(follower.updates)
+            await asyncio.sleep(MISBEHAVING_SECONDS)
+            seen = [path for at, path in daemon.requests_seen if at >= start]
+            events = [at for at, path in daemon.requests_seen if path == "/events"]
+        finally:
+            await follower.close()
+            service.close()
+    rate = len(seen) / MISBEHAVING_SECONDS
+    assert rate <= 1.2, f"{len(seen)} requests in {MISBEHAVING_SECONDS:g} s: {Counter(seen)}"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(events)]
+    assert len(events) >= 5 and gaps[-1] >= 4.0, f"reconnects do not back off: {gaps}"
+    polls = [update for update in follower.updates[updates_before:] if update.snapshot is not None]
+    assert len(polls) >= MISBEHAVING_SECONDS // 3 - 1, "the watcher stopped polling"

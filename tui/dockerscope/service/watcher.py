@@ -6,6 +6,12 @@ loop gathers what events touched and refreshes just that, at most once per `COAL
 a burst (`docker rm` of fifty containers) costs a few small refreshes, not fifty. While the stream
 is down the watcher polls every `RETRY_SECONDS` and reconnects; once it is back, one full poll
 catches up with what happened meanwhile. Refreshes and polls run one at a time, in order.
+
+A stream that ends at once, or answers with an error, must not turn into a request storm: it counts
+as healthy only once it stayed open `HEALTHY_SECONDS`, and until then each loss waits longer before
+the next attempt (`RECONNECT_DELAYS`, capped), and the catch-up poll waits for the regular
+`RETRY_SECONDS` cadence. A poll that succeeds after failed ones (the daemon is back) reconnects at
+once.
 """
 
 from __future__ import annotations
@@ -26,10 +32,14 @@ from dockerscope.service.models import EventBatch, WatchUpdate
 SETTLE_SECONDS = 0.01
 # Refreshes driven by events start at least this far apart; events in between are merged.
 COALESCE_SECONDS = 0.1
-# While the daemon or its event stream is unreachable, poll and reconnect this often.
-RETRY_SECONDS = 2.0
-# The first reconnect attempts come sooner: a stream dropped by a proxy is usually back at once.
-RECONNECT_DELAYS = (0.1, 0.5, 1.0)
+# While the daemon or its event stream is unreachable, poll this often. A poll is two requests: at
+# this pace a stream that keeps failing costs well under one request a second.
+RETRY_SECONDS = 3.0
+# Wait before each reconnect attempt while the stream keeps failing; the last one repeats. The first
+# comes at once: a stream dropped by a proxy is usually back at once.
+RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+# A stream that stayed open this long was healthy: the next loss starts the delays over.
+HEALTHY_SECONDS = 10.0
 
 
 class Watcher:
@@ -49,7 +59,12 @@ class Watcher:
         self._live = False
         self._connecting = False
         self._reconnect_at = 0.0
-        self._reconnect_attempt = 0
+        # Losses (or failed opens) of the stream since it last was healthy: picks the next delay.
+        self._losses = 0
+        self._opened_at = 0.0
+        self._last_poll = float("-inf")
+        self._catch_up_due = float("inf")
+        self._poll_failed = False
         self._last_refresh = float("-inf")
 
     @property
@@ -74,7 +89,7 @@ class Watcher:
                 now = time.monotonic()
                 if not (self._live or self._connecting) and now >= self._reconnect_at:
                     self._connect(loop)
-                if self._poll_requested or now >= self._full_poll_due:
+                if self._poll_requested or now >= self._poll_due():
                     yield await self._full_poll()
                 elif self._pending and now >= self._refresh_due():
                     yield await self._refresh()
@@ -94,13 +109,22 @@ class Watcher:
     async def _full_poll(self) -> WatchUpdate:
         # Events that arrive from now on may postdate the poll's answer: keep them, drop the rest.
         self._poll_requested = False
+        self._catch_up_due = float("inf")  # this poll starts after the stream opened: it catches up
         self._pending, self._pending_since = EventBatch(), None
+        self._last_poll = time.monotonic()
         try:
             snapshot = await self.service.snapshot()
         except DockerServiceError as error:
+            self._poll_failed = True
             self._full_poll_due = time.monotonic() + self.retry_interval
             return WatchUpdate(snapshot=None, error=error, live=self._live)
-        self._full_poll_due = time.monotonic() + (self.interval if self._live else self.retry_interval)
+        now = time.monotonic()
+        if self._poll_failed and not (self._live or self._connecting):
+            # The daemon answers again (restarted?): reconnect now, not after the longest delay.
+            self._losses = 0
+            self._reconnect_at = now
+        self._poll_failed = False
+        self._full_poll_due = now + (self.interval if self._live else self.retry_interval)
         return WatchUpdate(snapshot=snapshot, error=None, live=self._live)
 
     async def _refresh(self) -> WatchUpdate:
@@ -117,8 +141,11 @@ class Watcher:
         assert self._pending_since is not None
         return max(self._pending_since + SETTLE_SECONDS, self._last_refresh + COALESCE_SECONDS)
 
+    def _poll_due(self) -> float:
+        return min(self._full_poll_due, self._catch_up_due)
+
     def _next_deadline(self) -> float:
-        deadline = self._full_poll_due
+        deadline = self._poll_due()
         if self._pending:
             deadline = min(deadline, self._refresh_due())
         if not (self._live or self._connecting):
@@ -163,18 +190,25 @@ class Watcher:
         _call_soon(loop, self._on_stream_lost)
 
     def _on_stream_open(self) -> None:
+        now = time.monotonic()
         self._connecting = False
         self._live = True
-        self._reconnect_attempt = 0
-        self._poll_requested = True  # catch up with what happened while the stream was down
+        self._opened_at = now
+        # Catch up with what happened while the stream was down: at once the first time, else not
+        # sooner than the regular poll while it is down would come (a stream that keeps ending
+        # must not bring a poll each time).
+        gap = self.retry_interval if self._losses else 0.0
+        self._catch_up_due = max(now, self._last_poll + gap)
         self._wake.set()
 
     def _on_stream_failed(self) -> None:
         self._connecting = False
-        delays = (*RECONNECT_DELAYS, RETRY_SECONDS)
-        self._reconnect_at = time.monotonic() + delays[min(self._reconnect_attempt, len(delays) - 1)]
-        self._reconnect_attempt += 1
+        self._schedule_reconnect(time.monotonic())
         self._wake.set()
+
+    def _schedule_reconnect(self, now: float) -> None:
+        self._reconnect_at = now + RECONNECT_DELAYS[min(self._losses, len(RECONNECT_DELAYS) - 1)]
+        self._losses += 1
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         batch = event_batch(event)
@@ -188,9 +222,12 @@ class Watcher:
     def _on_stream_lost(self) -> None:
         if self._stopped:
             return
+        now = time.monotonic()
         self._live = False
-        self._reconnect_at = time.monotonic()
-        self._full_poll_due = min(self._full_poll_due, time.monotonic() + self.retry_interval)
+        if now - self._opened_at >= HEALTHY_SECONDS:
+            self._losses = 0
+        self._schedule_reconnect(now)
+        self._full_poll_due = min(self._full_poll_due, now + self.retry_interval)
         self._wake.set()
 
 

@@ -1,4 +1,8 @@
-"""The Textual application: runs the watcher and routes what it learns to the screens."""
+"""The Textual application: runs the watcher and routes what it learns to the screens.
+
+Until the first snapshot, a failure shows the connection screen. Once data was shown, a failure
+keeps it on screen, marked stale (the `stale` class on the explorer dims its panes; the status line
+says since when), until fresh data arrives."""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class DockerscopeApp(App[None]):
         self.watcher = Watcher(service, interval)
         self.explorer = ExplorerScreen(service)
         self._connection_screen: ConnectionScreen | None = None
+        self._data_shown = False
 
     def on_mount(self) -> None:
         self.push_screen(self.explorer)
@@ -68,10 +73,14 @@ class DockerscopeApp(App[None]):
             self._connection_screen = None
             self.pop_screen()
         self.explorer.show_snapshot(update.snapshot, live=update.live)
+        self._data_shown = True
+        self.explorer.remove_class("stale")
 
     def _show_failure(self, error: DockerServiceError) -> None:
         self.explorer.show_problem(error)
-        if self._connection_screen is None:
+        if self._data_shown:
+            self.explorer.add_class("stale")
+        elif self._connection_screen is None:
             self._connection_screen = ConnectionScreen(error, self.watcher.retry_interval)
             self.push_screen(self._connection_screen)
         else:

@@ -1,6 +1,9 @@
-"""The one-line status: live or polling, daemon, versions, counts, last update."""
+"""The one-line status: live or polling, daemon, versions, counts, last update; or, once the
+daemon stopped answering, why, and how old the data on screen is."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from rich.text import Text
 from textual.widgets import Static
@@ -10,6 +13,9 @@ from dockerscope.ui.format import counted, plain
 
 
 class StatusBar(Static):
+    # When the snapshot on screen was taken; None until the first one.
+    _shown_at: datetime | None = None
+
     def show_connecting(self, host: str) -> None:
         line = Text.assemble(("● connecting", "yellow"))
         line.append(" · ")
@@ -18,6 +24,7 @@ class StatusBar(Static):
 
     def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
         """`live`: the event stream is up and changes show at once; else dockerscope polls."""
+        self._shown_at = snapshot.taken_at
         daemon = snapshot.daemon
         if live:
             line = Text.assemble(("● live", "green"))
@@ -33,10 +40,13 @@ class StatusBar(Static):
         self.update(line)
 
     def show_problem(self, error: DockerServiceError) -> None:
+        """The daemon failed; the data of the last snapshot, if any, stays on screen and is stale."""
         line = Text.assemble(("● disconnected", "red"))
         line.append(" · ")
         line.append_text(plain(error.host))
         line.append(" · ")
         line.append_text(plain(error.reason))
+        if self._shown_at is not None:
+            line.append(f" · showing data from {self._shown_at.astimezone():%H:%M:%S} (stale)", style="yellow")
         line.append(" · retrying…", style="yellow")
         self.update(line)
