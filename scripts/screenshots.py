@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_table import LayerTable
 from dockerscope.ui.object_list import ObjectList
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from socket_proxy import SocketProxy  # the tests' proxy: a daemon the scene can cut
 
 SIZE = (150, 44)
 APP_IMAGE = "dockerscope-test/app:1"
@@ -162,40 +166,55 @@ async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await settle(pilot, lambda: isinstance(app.screen, ConnectionScreen) and bool(app.screen.query("Static")))
 
 
-SCENES: dict[str, tuple[Scene, bool]] = {
-    "explorer": (explorer, True),
-    "container": (container, True),
-    "container-changes": (container_changes, True),
-    "layer-changes": (layer_changes, True),
-    "layer-filesystem": (layer_filesystem, True),
-    "base-image": (base_image, True),
-    "inspect-config": (inspect_config, True),
-    "hostile-labels-in-layers": (hostile_layers, True),
-    "filter": (filtered, True),
-    "help": (help_screen, True),
-    "no-daemon": (no_daemon, False),
+# How a scene reaches the daemon: directly, not at all, or through a proxy cut once the scene is set.
+DAEMON, NO_DAEMON, DAEMON_LOST = "daemon", "no daemon", "daemon lost"
+
+SCENES: dict[str, tuple[Scene, str]] = {
+    "explorer": (explorer, DAEMON),
+    "container": (container, DAEMON),
+    "container-changes": (container_changes, DAEMON),
+    "layer-changes": (layer_changes, DAEMON),
+    "layer-filesystem": (layer_filesystem, DAEMON),
+    "base-image": (base_image, DAEMON),
+    "inspect-config": (inspect_config, DAEMON),
+    "hostile-labels-in-layers": (hostile_layers, DAEMON),
+    "filter": (filtered, DAEMON),
+    "help": (help_screen, DAEMON),
+    "no-daemon": (no_daemon, NO_DAEMON),
+    "daemon-lost": (explorer, DAEMON_LOST),
 }
 
 
-async def take(name: str, scene: Scene, real_daemon: bool, out: Path) -> None:
-    if real_daemon:
-        connection = resolve_connection()
-    else:
+async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
+    proxy: SocketProxy | None = None
+    if mode == NO_DAEMON:
         host = "unix:///var/run/docker-not-running.sock"
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
+    elif mode == DAEMON_LOST:
+        daemon = resolve_connection().host
+        proxy = SocketProxy(Path(tempfile.mkdtemp(prefix="ds-")) / "docker.sock", daemon.removeprefix("unix://"))
+        await proxy.start()
+        host = f"unix://{proxy.path}"
+        connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
+    else:
+        connection = resolve_connection()
     app = create_app(DockerService(connection), interval=60)
     async with app.run_test(size=SIZE) as pilot:
-        if real_daemon:
+        if mode != NO_DAEMON:
             await settle(pilot, lambda: app.watcher.live)
         await scene(pilot, app)
+        if proxy is not None:
+            await proxy.stop()
+            await settle(pilot, lambda: app.explorer.has_class("stale"))
+            await pilot.pause(0.3)
         app.save_screenshot(filename=f"{name}.svg", path=str(out))
     print(f"wrote {out / name}.svg")
 
 
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name, (scene, real_daemon) in SCENES.items():
-        await take(name, scene, real_daemon, out)
+    for name, (scene, mode) in SCENES.items():
+        await take(name, scene, mode, out)
 
 
 if __name__ == "__main__":
