@@ -79,3 +79,67 @@ def test_ratios() -> None:
         parse_ratio("1.5")
     with pytest.raises(ValueError):
         parse_ratio("-0.1", most=None)
+
+
+def lines(files: ImageFiles, **thresholds: str) -> list[str]:
+    return [rule.line() for rule in evaluate(files, thresholds)]
+
+
+def test_the_report_lines_name_each_rule_and_say_why_it_failed_or_was_skipped() -> None:
+    wasteful = image(total=1000, kept=850, first_layer=500)
+    assert lines(wasteful, highestWastedBytes="100") == [
+        "FAIL: lowestEfficiency: image efficiency is too low (efficiency=0.8500 < threshold=0.9)",
+        "FAIL: highestWastedBytes: too many bytes wasted (wasted-bytes=150 > threshold=100)",
+        "FAIL: highestUserWastedPercent: too many bytes wasted, relative to the user bytes added "
+        "(%-user-wasted-bytes=0.3000 > threshold=0.1)",
+    ]
+    passing = {"lowestEfficiency": "0.5", "highestWastedBytes": "1KB", "highestUserWastedPercent": "0.5"}
+    assert lines(wasteful, **passing) == [
+        "PASS: lowestEfficiency",
+        "PASS: highestWastedBytes",
+        "PASS: highestUserWastedPercent",
+    ]
+    assert [rule.message for rule in evaluate(wasteful, passing)] == ["", "", ""]
+    assert lines(
+        wasteful, lowestEfficiency="disabled", highestWastedBytes=" Disabled ", highestUserWastedPercent="disabled"
+    ) == [
+        "SKIP: lowestEfficiency: rule disabled",
+        "SKIP: highestWastedBytes: rule disabled",
+        "SKIP: highestUserWastedPercent: rule disabled",
+    ]
+
+
+def test_the_default_thresholds_hold_at_exactly_0_9_and_0_1() -> None:
+    # efficiency 900/1000 = 0.9 is not below 0.9; user wasted 100/1000 = 0.1 is not above 0.1.
+    assert set(outcome(image(total=1000, kept=900, first_layer=0)).values()) == {RuleStatus.PASS, RuleStatus.SKIP}
+    # One byte more wasted crosses both.
+    assert outcome(image(total=1000, kept=899, first_layer=0)) == {
+        "lowestEfficiency": RuleStatus.FAIL,
+        "highestWastedBytes": RuleStatus.SKIP,
+        "highestUserWastedPercent": RuleStatus.FAIL,
+    }
+
+
+def test_wasted_bytes_fail_only_above_the_threshold() -> None:
+    wasteful = image(total=1000, kept=850, first_layer=500)
+    assert outcome(wasteful, highestWastedBytes="150")["highestWastedBytes"] is RuleStatus.PASS
+    assert outcome(wasteful, highestWastedBytes="149")["highestWastedBytes"] is RuleStatus.FAIL
+
+
+def test_the_user_wasted_threshold_may_exceed_1() -> None:
+    # wasted 600 over 300 user bytes: a ratio of 2.0.
+    doubled = image(total=1000, kept=400, first_layer=700)
+    assert outcome(doubled, highestUserWastedPercent="1.5")["highestUserWastedPercent"] is RuleStatus.FAIL
+    assert outcome(doubled, highestUserWastedPercent="2")["highestUserWastedPercent"] is RuleStatus.PASS
+
+
+def test_ratios_include_both_ends() -> None:
+    assert parse_ratio("0") == 0.0
+    assert parse_ratio("1") == 1.0
+
+
+def test_refusals_say_what_was_expected() -> None:
+    with pytest.raises(ValueError, match=r"^'1\.5' is not a ratio between 0 and 1\.0$"):
+        parse_ratio("1.5")
+    with pytest.raises(ValueError, match=r"^'5 parsecs' is not a size \(examples: 20MB, 512KiB, 1000\)$"):
+        parse_bytes("5 parsecs")

@@ -601,3 +601,172 @@ def test_clean_instruction(created_by: str, instruction: str) -> None:
 
 def test_clean_instruction_keeps_buildkit_marker_inside_the_command() -> None:
     assert clean_instruction("RUN /bin/sh -c echo '# buildkit' > f # buildkit") == "RUN echo '# buildkit' > f"
+
+
+# --- edge cases found by mutation testing (scripts/mutation.sh) -----------------------------------
+
+
+def _chain_ids(diff_ids: list[str]) -> list[str]:
+    """The OCI image-spec ChainID, written out: ChainID(L0) = DiffID(L0), ChainID(Ln) =
+    sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    chain = [diff_ids[0]]
+    for diff_id in diff_ids[1:]:
+        chain.append("sha256:" + hashlib.sha256(f"{chain[-1]} {diff_id}".encode()).hexdigest())
+    return chain
+
+
+def test_placed_rows_carry_their_layer_index_and_chain_id() -> None:
+    diff_ids = [_digest("c0"), _digest("c1"), _digest("c2")]
+    history = _history(
+        [("ADD rootfs / # buildkit", 10), ("ENV A=1", 0), ("RUN make # buildkit", 5), ("COPY a / # buildkit", 1)]
+    )
+
+    stack = map_history(history, diff_ids)
+
+    chain = _chain_ids(diff_ids)
+    assert [(row.layer_index, row.chain_id) for row in stack.rows] == [
+        (0, chain[0]),
+        (None, None),
+        (1, chain[1]),
+        (2, chain[2]),
+    ]
+    assert stack.instructions() == {0: "ADD rootfs /", 1: "RUN make", 2: "COPY a /"}
+
+
+def test_a_one_byte_layer_is_sized() -> None:
+    diff_ids = [_digest("big"), _digest("tiny")]
+    history = _history([("ADD rootfs / # buildkit", 10), ("RUN touch /x # buildkit", 1), ("WORKDIR /x", 0)])
+
+    stack = map_history(history, diff_ids)
+
+    assert stack.quality is MappingQuality.EXACT
+    assert _table(stack) == [
+        ("ADD rootfs /", LAYER, diff_ids[0]),
+        ("RUN touch /x", LAYER, diff_ids[1]),
+        ("WORKDIR /x", EMPTY, None),
+    ]
+
+
+def test_more_sized_entries_than_layers_leaves_the_extra_ones_unplaced() -> None:
+    """Three entries with a size but two layers (a history that does not match its RootFS):
+    the bottom and the top pin one layer each and the middle one gets no diff id."""
+    diff_ids = [_digest("m0"), _digest("m1")]
+    history = _history([("ADD rootfs / # buildkit", 10), ("RUN a # buildkit", 20), ("RUN b # buildkit", 30)])
+
+    stack = map_history(history, diff_ids)
+
+    assert stack.quality is MappingQuality.AMBIGUOUS
+    assert stack.note == (
+        "ambiguous: 2 layers, 3 sized entries, 0 zero-size entries that may or may not be layers (marked ?)"
+    )
+    assert _table(stack) == [
+        ("ADD rootfs /", LAYER, diff_ids[0]),
+        ("RUN a", LAYER, diff_ids[1]),
+        ("RUN b", LAYER, None),
+    ]
+
+
+def test_more_sized_entries_than_layers_after_an_undecided_one() -> None:
+    diff_ids = [_digest("u0"), _digest("u1")]
+    history = _history(
+        [
+            ("ADD rootfs / # buildkit", 10),
+            ("RUN true # buildkit", 0),
+            ("RUN a # buildkit", 20),
+            ("RUN b # buildkit", 30),
+        ]
+    )
+
+    stack = map_history(history, diff_ids)
+
+    assert stack.quality is MappingQuality.AMBIGUOUS
+    assert _table(stack) == [
+        ("ADD rootfs /", LAYER, diff_ids[0]),
+        ("RUN true", UNKNOWN, None),
+        ("RUN a", LAYER, None),
+        ("RUN b", LAYER, diff_ids[1]),
+    ]
+
+
+def test_the_top_pins_down_to_the_second_entry_and_the_newest_one() -> None:
+    """Four layers, three candidates, and the oldest cannot be decided: the others are pinned from
+    the top, down to the second entry."""
+    diff_ids = [_digest(f"t{n}") for n in range(4)]
+    history = _history(
+        [("RUN true # buildkit", 0), ("COPY a / # buildkit", 5), ('CMD ["a"]', 0), ("COPY b / # buildkit", 7)]
+    )
+
+    stack = map_history(history, diff_ids)
+
+    assert stack.quality is MappingQuality.AMBIGUOUS
+    assert _table(stack) == [
+        ("RUN true", UNKNOWN, None),
+        ("COPY a /", LAYER, diff_ids[2]),
+        ('CMD ["a"]', EMPTY, None),
+        ("COPY b /", LAYER, diff_ids[3]),
+    ]
+
+
+_METADATA = [
+    'HEALTHCHECK &{["CMD-SHELL" "wget -q -O- http://localhost/"] "30s" "3s" "0s" "0s" \'\\x00\'}',
+    "STOPSIGNAL SIGQUIT",
+    "ONBUILD RUN make",
+    "VOLUME [/data]",
+    "MAINTAINER ops@example.com",
+    "SHELL [/bin/bash -c]",
+    "USER app",
+    "EXPOSE map[8080/tcp:{}]",
+    'ENTRYPOINT ["/app"]',
+    "LABEL a=b",
+    "ARG X=1",
+]
+
+
+@pytest.mark.parametrize("instruction", _METADATA)
+@pytest.mark.parametrize("legacy", [False, True], ids=["buildkit", "legacy"])
+def test_metadata_instructions_never_make_a_layer(instruction: str, legacy: bool) -> None:
+    """A zero-size WORKDIR is the one candidate for the missing layer: a metadata instruction
+    next to it must not count as a second one (which would make the stack ambiguous)."""
+    created_by = f"/bin/sh -c #(nop)  {instruction}" if legacy else instruction
+    diff_ids = [_digest("root"), _digest("workdir")]
+    history = _history([("ADD rootfs / # buildkit", 10), (created_by, 0), ("WORKDIR /srv", 0)])
+
+    stack = map_history(history, diff_ids)
+
+    assert stack.quality is MappingQuality.INFERRED
+    assert _table(stack) == [
+        ("ADD rootfs /", LAYER, diff_ids[0]),
+        (instruction, EMPTY, None),
+        ("WORKDIR /srv", LAYER, diff_ids[1]),
+    ]
+
+
+def test_entries_that_are_not_objects_read_as_empty_imported_ones() -> None:
+    history = _history([("ADD rootfs / # buildkit", 10)])
+    stack = map_history([*history, "junk"], [_digest("j0"), _digest("j1")])
+    assert stack.quality is MappingQuality.INFERRED
+    assert _table(stack) == [("(imported)", LAYER, _digest("j0")), ("ADD rootfs /", LAYER, _digest("j1"))]
+
+
+def test_build_args_are_split_on_spaces_only() -> None:
+    """The legacy builder joins `|N` and the N args with single spaces: a tab inside a value is
+    part of it."""
+    assert clean_instruction("|1 MSG=a\tb /bin/sh -c echo $MSG") == "RUN echo $MSG"
+
+
+def test_build_args_with_no_command_after_them_leave_an_empty_run() -> None:
+    assert clean_instruction("|2 A=1 B=2").rstrip() == "RUN"
+    assert clean_instruction("RUN |3 A=1 B=2 # buildkit").rstrip() == "RUN"
+
+
+def test_an_instruction_word_followed_by_a_tab_is_still_judged_by_its_word() -> None:
+    # Three layers but only two entries that can have made one: `ENV<tab>…` is metadata and must
+    # not be taken for the third layer, so the stack is ambiguous rather than wrongly inferred.
+    history = [
+        {"CreatedBy": "ENV\tA=1", "Size": 0},
+        {"CreatedBy": "RUN /bin/sh -c rm -rf /tmp/x # buildkit", "Size": 0},
+        {"CreatedBy": "ADD file:abc in /", "Size": 10},
+    ]
+    stack = map_history(history, ["sha256:" + digit * 64 for digit in "123"])
+    assert stack.rows[2].kind is LayerKind.EMPTY
+    assert stack.quality is MappingQuality.AMBIGUOUS

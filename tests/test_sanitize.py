@@ -3,6 +3,8 @@ printed as the docker CLI prints them."""
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 from rich.text import Text
 
@@ -151,3 +153,26 @@ def test_plain_non_string_and_truncation() -> None:
 )
 def test_human_size_matches_docker_cli(size: int, shown: str) -> None:
     assert human_size(size) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("soft\xadhyphen", "soft\\xadhyphen"),
+        ("\ufeffbom", "\\ufeffbom"),
+        ("zero\u200bwidth", "zero\\u200bwidth"),
+        ("tag\U000e0041\U000e007f", "tag\\U000e0041\\U000e007f"),
+        ("\U0001d173beam", "\\U0001d173beam"),
+    ],
+)
+def test_invisible_characters_show_as_escapes_as_wide_as_their_code_point(value: str, shown: str) -> None:
+    """`\\x` up to U+00FF, `\\u` up to U+FFFF, `\\U` above: each escape reads back as the character."""
+    assert sanitize(value) == shown
+    assert shown.encode().decode("unicode_escape") == value
+
+
+def test_a_string_valued_enum_shows_its_value() -> None:
+    class Kind(str, enum.Enum):
+        LAYER = "layer\x1b"
+
+    assert sanitize(Kind.LAYER) == "layer\\x1b"

@@ -95,7 +95,7 @@ def _evidence(created_by: str, size: int) -> _Evidence:
     if not command:
         return _Evidence.LIKELY
     instruction = clean_instruction(command)
-    word = instruction.split(" ", 1)[0]
+    word = (instruction.split(maxsplit=1) or [""])[0]
     if word in METADATA_INSTRUCTIONS:
         return _Evidence.NEVER
     if word in FILESYSTEM_INSTRUCTIONS:
