@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from apphelpers import SIZE, layer_table, wait_until
+from apphelpers import SIZE, image_list, layer_table, shown_names, wait_until
 from dockerscope.service import (
     Connection,
     DaemonAnswerInvalid,
@@ -26,6 +26,7 @@ from dockerscope.service import (
 )
 from dockerscope.ui import create_app
 from dockerscope.ui.layer_table import MAX_HISTORY_ROWS
+from dockerscope.ui.object_list import MAX_ROWS
 from recorded_daemon import Answer, RecordedDaemon, error_answer, nested_json
 
 IMAGE_ID = "sha256:" + "a" * 64
@@ -216,3 +217,22 @@ async def test_the_layer_table_shows_both_ends_of_a_huge_history_and_q_still_qui
         await wait_until(pilot, lambda: not app.is_running)
         # Generous for a loaded CI machine: a table of 20,000 rows on the UI thread took far longer.
         assert time.perf_counter() - started < 2.0
+
+
+async def test_a_list_draws_at_most_its_row_cap_says_so_and_the_filter_finds_the_rest(serve: Any) -> None:
+    images = [
+        {"Id": f"sha256:{index:064x}", "RepoTags": [f"many/img{index:05d}:1"], "Created": 1_700_000_000, "Size": 1}
+        for index in range(MAX_ROWS + 500)
+    ]
+    service = serve(_daemon_answers(**{"/images/json": images}))
+    app = create_app(service, interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        listed = image_list(app)
+        await wait_until(pilot, lambda: listed.row_count == MAX_ROWS, timeout=20)
+        subtitle = app.explorer.query_one("#images-pane").border_subtitle
+        assert f"{MAX_ROWS} shown" in str(subtitle) and "500 more not shown" in str(subtitle)
+        last = f"many/img{MAX_ROWS + 499:05d}:1"
+        assert last not in shown_names(app)
+        await pilot.press("slash", *f"img{MAX_ROWS + 499:05d}", "enter")
+        await wait_until(pilot, lambda: shown_names(app) == [last])
+        assert "more not shown" not in str(app.explorer.query_one("#images-pane").border_subtitle)

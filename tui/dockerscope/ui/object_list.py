@@ -23,6 +23,10 @@ MIN_FLEXIBLE_WIDTH = 16
 # More rows coming and going than this at once (a new filter, a prune) rebuild the table instead:
 # DataTable takes time proportional to the table to remove one row.
 MAX_IN_PLACE_CHANGES = 50
+# The daemon chooses how many objects it lists, and every row costs the table time on the UI
+# thread (10,000 rows: about 2 s here). A list draws at most this many, in its order; the filter
+# still searches every object, and the subtitle says how many are left out.
+MAX_ROWS = 2000
 
 
 class ObjectList(DataTable[Text], Generic[Item]):
@@ -68,6 +72,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._flexible_width = 0
         self.sort_order = self.SORT_ORDERS[0]
         self.filter_text = ""
+        self.rows_left_out = 0
 
     # What a subclass says about its objects.
     def item_key(self, item: Item) -> str:
@@ -93,7 +98,10 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
     def view_notes(self) -> list[str]:
         """Words for the pane's subtitle about what the view hides."""
-        return ["filtered"] if self.filter_text else []
+        notes = ["filtered"] if self.filter_text else []
+        if self.rows_left_out:
+            notes.append(f"{self.rows_left_out:,} more not shown (filter to find them)")
+        return notes
 
     @property
     def visible_items(self) -> list[Item]:
@@ -162,6 +170,8 @@ class ObjectList(DataTable[Text], Generic[Item]):
             ),
             key=self.sort_key,
         )
+        self.rows_left_out = max(len(wanted) - MAX_ROWS, 0)
+        del wanted[MAX_ROWS:]
         keys = [self.item_key(item) for item in wanted]
         rows = {key: self._cells_of(key, item, now) for key, item in zip(keys, wanted, strict=True)}
         if keys == self._shown:
