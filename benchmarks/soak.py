@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import json
 import os
 import re
 import signal
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -40,6 +37,9 @@ from types import FrameType
 
 import docker
 import live
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from images import import_tiny_image  # the tests' helper
 
 TOOL_IMAGE = "dockerscope-test/tool:1"
 LABEL = "dockerscope-soak"
@@ -218,21 +218,6 @@ def press_keys(terminal: live.Terminal, period: float, stop: threading.Event, pr
                 terminal.send(keys)
                 pressed["keys"] += 1
             stop.wait(period + pause)
-
-
-def import_tiny_image(api: docker.APIClient, reference: str) -> str:
-    """A one-file image with unique content, imported as `reference`; returns its id."""
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as archive:
-        data = f"{reference} {time.time_ns()}".encode()
-        info = tarfile.TarInfo("tiny.txt")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    repository, tag = reference.rsplit(":", 1)
-    result = api.import_image_from_data(
-        payload.getvalue(), repository=repository, tag=tag, changes=[f"LABEL {LABEL}=1"]
-    )
-    return str(json.loads(result.splitlines()[-1])["status"])
 
 
 def clean_up(api: docker.APIClient) -> None:
@@ -435,7 +420,10 @@ def main() -> int:
     log_path = args.log or Path(tempfile.mkstemp(prefix="dockerscope-soak-", suffix=".log")[1])
     log_path.write_text("")
     clean_up(api)
-    tiny_ids = [import_tiny_image(api, f"{TINY_REPOSITORY}:{number}") for number in range(TINY_IMAGES)]
+    tiny_ids = [
+        import_tiny_image(api, f"{TINY_REPOSITORY}:{number}", changes=(f"LABEL {LABEL}=1",))
+        for number in range(TINY_IMAGES)
+    ]
     churn = Churn(docker.APIClient(base_url=host, version="auto", timeout=60), tiny_ids, args.period)
     pressed: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="dockerscope-soak-cache-") as cache:

@@ -4,12 +4,8 @@ they fail (never skip), so a CI run without a daemon is red."""
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
-import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import docker
 import pytest
 
 from dockerscope.service import Connection, DockerService
+from images import import_tiny_image
 
 # Layer listings are cached under XDG_CACHE_HOME: keep the tests' cache out of the user's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dockerscope-test-cache-")
@@ -103,20 +100,6 @@ def short_tmp() -> Iterator[Path]:
 
 
 THROWAWAY_IMAGE = "dockerscope-test/throwaway:tmp"
-
-
-def import_tiny_image(api: docker.APIClient, reference: str, changes: tuple[str, ...] = ()) -> str:
-    """Import a one-file image with unique content (so a new id each time) as `reference`; returns
-    its id. `changes`: Dockerfile instructions such as LABEL to apply."""
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w") as archive:
-        data = f"{reference} {time.time_ns()}".encode()
-        info = tarfile.TarInfo("tiny.txt")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    repository, tag = reference.rsplit(":", 1)
-    result = api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag, changes=list(changes))
-    return str(json.loads(result.splitlines()[-1])["status"])
 
 
 @pytest.fixture

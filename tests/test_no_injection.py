@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from source_scan import dotted_name
+
 PACKAGE = Path(__file__).parent.parent / "tui" / "dockerscope"
 MODULES = [*sorted((PACKAGE / "ui").glob("*.py")), PACKAGE / "analyze.py", PACKAGE / "cli.py"]
 MODELS = sorted((PACKAGE / "service").glob("*.py"))
@@ -75,17 +77,9 @@ class _Element:
     index: int
 
 
-def _dotted(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
-    return ""
-
-
 def _call_name(call: ast.Call) -> str:
     """`plain` for plain(...), `Text.assemble`, `json.dumps`, `_title` for self._title(...)."""
-    return _dotted(call.func).removeprefix("self.")
+    return dotted_name(call.func).removeprefix("self.")
 
 
 def _last(name: str) -> str:

@@ -50,6 +50,7 @@ from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_info_screen import LayerInfoScreen
 from method_proxy import MethodProxy
+from source_scan import dotted_name
 
 PACKAGE_DIR = Path(dockerscope.__file__).parent
 
@@ -119,14 +120,6 @@ class Scan:
     problems: list[str]
 
 
-def _dotted(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{_dotted(node.value)}.{node.attr}"
-    return ""
-
-
 def _is_client_type(annotation: ast.expr | None) -> bool:
     """`docker.APIClient`, `APIClient | None`, `Optional[APIClient]`; not `list[APIClient]`."""
     if annotation is None:
@@ -177,9 +170,9 @@ class _ClientScan:
         if isinstance(node, ast.Attribute):
             return node.attr.lstrip("_") in self.attributes
         if isinstance(node, ast.Subscript):  # self._clients[0]
-            return _dotted(node.value).rstrip("s").endswith("client")
+            return dotted_name(node.value).rstrip("s").endswith("client")
         if isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            name = dotted_name(node.func)
             if name == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
                 return str(node.args[1].value).lstrip("_") in self.attributes
             # docker.APIClient(...), self._new_client(), self._client()
@@ -211,11 +204,11 @@ def scan(source: str, filename: str) -> Scan:
             result.client_uses.append(Use(where, node.attr))
             if node.attr not in READ_ONLY_CALLS | CLIENT_VALUES:
                 result.problems.append(f"{where}: client.{node.attr} is not a read-only docker-py call")
-        if isinstance(node, (ast.Attribute, ast.Name)) and _dotted(node).rsplit(".", 1)[-1] in HIGH_LEVEL:
-            result.problems.append(f"{where}: {_dotted(node)}: the high-level docker client")
+        if isinstance(node, (ast.Attribute, ast.Name)) and dotted_name(node).rsplit(".", 1)[-1] in HIGH_LEVEL:
+            result.problems.append(f"{where}: {dotted_name(node)}: the high-level docker client")
         if not isinstance(node, ast.Call):
             continue
-        name = _dotted(node.func)
+        name = dotted_name(node.func)
         if name.split(".")[0] in network_aliases:
             result.problems.append(f"{where}: {name}() talks to the network itself")
         elif isinstance(node.func, ast.Attribute) and node.func.attr in SENDING_METHODS:
