@@ -7,10 +7,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from dockerscope.service import DockerServiceError
 from dockerscope.ui.format import plain
+from dockerscope.ui.key_footer import KeyFooter
 
 
 class ConnectionScreen(Screen[None]):
@@ -23,7 +24,7 @@ class ConnectionScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Middle(), Center():
             yield Static(self._message(), id="connection-problem")
-        yield Footer()
+        yield KeyFooter()
 
     def show_error(self, error: DockerServiceError) -> None:
         self._error = error

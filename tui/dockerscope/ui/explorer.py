@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import DescendantFocus
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
@@ -31,6 +31,7 @@ from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import human_size, plain
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
+from dockerscope.ui.key_footer import KeyFooter
 from dockerscope.ui.layer_contents_screen import ContentsTarget, LayerContentsScreen
 from dockerscope.ui.layer_info_screen import LayerInfoScreen
 from dockerscope.ui.layer_table import LayerTable, changes_summary
@@ -75,7 +76,7 @@ class ExplorerScreen(Screen[None]):
                 yield LayerTable(id="layers")
                 yield Static(id="layer-summary")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#images-pane").border_title = "1 Images"

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, ProgressBar, Static
+from textual.widgets import DataTable, ProgressBar, Static
 
 from dockerscope.sanitize import sanitize
 from dockerscope.service import DockerService
@@ -26,6 +26,7 @@ from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view import SortOrder, build_view
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import counted, human_size, plain
+from dockerscope.ui.key_footer import KeyFooter
 from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProgress, Problem
 
 # Progress messages from the reading thread are spaced at least this far apart.
@@ -85,7 +86,7 @@ class LayerContentsScreen(Screen[None]):
             with Vertical(id="wasted-pane", classes="pane"):
                 yield Static(id="wasted-summary")
                 yield DataTable(id="wasted-table", cursor_type="row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#files-pane").border_title = "Files"
