@@ -544,8 +544,9 @@ class _Keep:
     def __init__(self, export: _ExportParser, path: str, head: bytes, size: int) -> None:
         self._export = export
         self._path = path
-        self._data = bytearray(head)
+        self._data = bytearray()
         self._size = size
+        self.feed(memoryview(head))
 
     def feed(self, data: memoryview) -> None:
         if len(self._data) + len(data) > self._size:
