@@ -81,13 +81,7 @@ def export(*layers: bytes, diff_ids: list[str] | None = None) -> bytes:
     files.update({f"{index}/layer.tar": layer for index, layer in enumerate(layers)})
     manifest = [{"Config": "config.json", "Layers": [f"{index}/layer.tar" for index in range(len(layers))]}]
     files["manifest.json"] = json.dumps(manifest).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return outer(files)
 
 
 def listing(layer: bytes) -> LayerListing:
