@@ -43,10 +43,10 @@ def test_overlay2_directories_and_the_export_stream_give_the_same_listings(
 ) -> None:
     inspect = api.inspect_image(image)
     overlay, overlay_sources = read_image_layers(
-        api, inspect, host=docker_host, choice=SourceChoice.OVERLAY, cache=None, cancel=None, on_progress=None
+        Daemon(api, docker_host), inspect, choice=SourceChoice.OVERLAY, cache=None, cancel=None, on_progress=None
     )
     exported, export_sources = read_image_layers(
-        api, inspect, host=docker_host, choice=SourceChoice.EXPORT, cache=None, cancel=None, on_progress=None
+        Daemon(api, docker_host), inspect, choice=SourceChoice.EXPORT, cache=None, cancel=None, on_progress=None
     )
     assert (overlay_sources, export_sources) == (("overlay2",), ("export",))
     assert [diff_id for diff_id, _ in overlay] == inspect["RootFS"]["Layers"]
@@ -280,9 +280,8 @@ def _plant(api: docker.APIClient, image: str, tmp_path: Path, cache: LayerCache,
     }
     hostile = HostileDaemon({"ID": daemon_id, "DockerRootDir": str(root), "SecurityOptions": []}, inspect)
     planted, sources = read_image_layers(
-        hostile,
+        Daemon(hostile, "unix:///tmp/hostile.sock"),
         inspect,
-        host="unix:///tmp/hostile.sock",
         choice=SourceChoice.AUTO,
         cache=cache,
         cancel=None,
@@ -346,9 +345,8 @@ def test_an_export_whose_layers_are_not_the_claimed_ones_is_refused_and_not_cach
     cache = LayerCache(tmp_path / "cache")
     with pytest.raises(ContentsUnavailable):
         read_image_layers(
-            hostile,
+            Daemon(hostile, "tcp://203.0.113.9:2375"),
             inspect,
-            host="tcp://203.0.113.9:2375",
             choice=SourceChoice.AUTO,
             cache=cache,
             cancel=None,
@@ -387,7 +385,7 @@ def test_a_daemon_naming_directories_it_does_not_own_gets_no_fast_path(
     hostile = HostileDaemon({"ID": "hostile", "DockerRootDir": api.info()["DockerRootDir"]}, inspect)
     with pytest.raises(ContentsUnavailable, match="not readable here"):
         read_image_layers(
-            hostile, inspect, host=host, choice=SourceChoice.OVERLAY, cache=None, cancel=None, on_progress=None
+            Daemon(hostile, host), inspect, choice=SourceChoice.OVERLAY, cache=None, cancel=None, on_progress=None
         )
 
 

@@ -148,19 +148,16 @@ def _remaps_ids(options: object) -> bool:
 
 
 def read_image_layers(
-    client: docker.APIClient,
+    daemon: Daemon,
     inspect: Mapping[str, Any],
     *,
-    host: str,
     choice: SourceChoice,
     cache: LayerCache | None,
     cancel: threading.Event | None,
     on_progress: ProgressCallback | None,
-    daemon: Daemon | None = None,
 ) -> tuple[list[tuple[str, LayerListing]], tuple[str, ...]]:
-    """The listing of every layer of an image, oldest first, and the sources used. `host` is the
-    daemon's address (`Connection.host`). Blocking."""
-    daemon = daemon if daemon is not None else Daemon(client, host)
+    """The listing of every layer of an image, oldest first, and the sources used. Blocking."""
+    client = daemon.client
     image_id = str(inspect.get("Id") or "")
     layers = diff_ids(inspect)
     size = inspect.get("Size")
@@ -336,7 +333,7 @@ def analyze_image(
     inspect = client.inspect_image(image_id)
     with gc_paused():
         layers, sources = read_image_layers(
-            client, inspect, host=host, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
+            Daemon(client, host), inspect, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
         )
         check_cancel(cancel)
         files = analyze_layers(layers)
@@ -362,14 +359,7 @@ def analyze_container(
     inspect = client.inspect_image(text(container.get("Image")))
     with gc_paused():
         layers, sources = read_image_layers(
-            client,
-            inspect,
-            host=host,
-            choice=SourceChoice.AUTO,
-            cache=cache,
-            cancel=cancel,
-            on_progress=on_progress,
-            daemon=daemon,
+            daemon, inspect, choice=SourceChoice.AUTO, cache=cache, cancel=cancel, on_progress=on_progress
         )
     upper = None
     graph_driver = container.get("GraphDriver")
