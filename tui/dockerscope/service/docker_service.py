@@ -52,6 +52,7 @@ from dockerscope.service.models import (
     WritableLayer,
 )
 from dockerscope.service.sharing import (
+    SizeSplit,
     base_candidates,
     chain_ids,
     describe_base,
@@ -543,7 +544,7 @@ class DockerService:
         chains, complete = await self._snapshot_chains(snapshot)
         chains[image.id] = detail.chain
 
-        def relate() -> tuple[dict[str, tuple[str, ...]], Any, tuple[ImageSummary, ...]]:
+        def relate() -> tuple[dict[str, tuple[str, ...]], SizeSplit, tuple[ImageSummary, ...]]:
             # In proportion to every image's layers: off the loop.
             sharers = find_sharers(image.id, chains)
             split = split_sizes(
