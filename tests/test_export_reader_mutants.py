@@ -10,8 +10,10 @@ import io
 import json
 import tarfile
 import threading
+import tracemalloc
 
 import pytest
+import zstandard
 
 from dockerscope.service.export_reader import ExportFormatError, read_export
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing, ReadCancelled
@@ -506,7 +508,53 @@ def test_broken_gzip_layers(parts: tuple[bytes, ...], message: str) -> None:
 
 def test_a_corrupt_zstd_layer() -> None:
     data = gzip_layer(b"\x28\xb5\x2f\xfd" + b"\xff" * 600)
-    refused(data, "a layer does not decompress: zstd decompress error: Unsupported frame parameter")
+    refused(data, "a layer does not decompress: zstd decompressor error: Unsupported frame parameter")
+
+
+def zstd_frames(*pieces: bytes) -> bytes:
+    compressor = zstandard.ZstdCompressor()
+    return b"".join(compressor.compress(piece) for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        pytest.param(zstd_frames(LAYER)[:-3], id="inside-the-only-block"),
+        pytest.param(zstd_frames(LAYER[:512], LAYER[512:])[:-3], id="inside-the-second-frame"),
+        pytest.param(zstd_frames(LAYER[:512], LAYER[512:])[:-2][:12], id="inside-a-frame-header"),
+    ],
+)
+def test_a_truncated_zstd_layer_is_refused(layer: bytes) -> None:
+    """A zstd stream cut short used to give whatever tar it had made so far, or none: an empty
+    listing for a layer cut inside its first block."""
+    refused(gzip_layer(layer), "a zstd layer ends early")
+
+
+def test_zstd_layer_in_several_frames_is_read_whole() -> None:
+    [layer] = read_export([gzip_layer(zstd_frames(LAYER[:512], LAYER[512:1024], LAYER[1024:]))])
+    assert layer.verified
+    assert [entry.path for entry in layer.listing.entries] == ["f"]
+
+
+def test_a_zstd_bomb_is_inflated_in_bounded_pieces() -> None:
+    """256 MiB of zeros are a few kilobytes of zstd; they are decompressed 32 MiB at a time at most,
+    never whole."""
+    compressor = zstandard.ZstdCompressor(level=1).compressobj()
+    digest = hashlib.sha256()
+    bomb = b""
+    for piece in (header(b"zeros", size=256 << 20), *(bytes(64 << 20) for _ in range(4)), bytes(1024)):
+        digest.update(piece)
+        bomb += compressor.compress(piece)
+    bomb += compressor.flush()
+    data = export(bomb, diff_ids=["sha256:" + digest.hexdigest()])
+    tracemalloc.start()
+    try:
+        [layer] = read_export([data])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert layer.listing.entries[0].size == 256 << 20
+    assert peak < 100 << 20
 
 
 def test_a_kept_member_with_more_data_than_its_pax_size_says() -> None:

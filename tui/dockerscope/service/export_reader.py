@@ -69,7 +69,9 @@ _KEEP_MEMBER_LIMIT = 8 << 20
 _KEEP_TOTAL_LIMIT = 64 << 20
 _INFLATE_IN = 256 << 10
 _INFLATE_OUT = 4 << 20
-_ZSTD_OUT = 1 << 20
+# zstd is fed in pieces this small because its decompressor cannot bound one call's output: a
+# block of up to 128 KiB can be stored in 4 bytes, so 1 KiB makes at most 32 MiB.
+_UNZSTD_IN = 1 << 10
 _MAX_LINK_HOPS = 40
 _MAX_LAYERS = 4096
 # The walk from index.json to an image manifest: nesting depth, descriptors looked at per index,
@@ -463,19 +465,6 @@ class _LayerParser(_TarParser):
         return LayerListing(tuple(entries.values()), frozenset(self._deleted), frozenset(self._opaque))
 
 
-class _ZstdOut:
-    """Where the zstd stream writer puts decompressed bytes."""
-
-    def __init__(self, reader: _LayerReader, cancel: threading.Event | None) -> None:
-        self._reader = reader
-        self._cancel = cancel
-
-    def write(self, data: bytes) -> int:
-        check_cancel(self._cancel)
-        self._reader.tar(memoryview(data))
-        return len(data)
-
-
 class _LayerReader:
     """One layer blob: decompressed as its magic bytes say (gzip, zstd or none), hashed and parsed."""
 
@@ -484,12 +473,11 @@ class _LayerReader:
         self._hash = hashlib.sha256()
         self._cancel = cancel
         self._gzip: Any = None  # zlib's decompressor type is not public
-        self._zstd: zstandard.ZstdDecompressionWriter | None = None
+        self._zstd: zstandard.ZstdDecompressionObj | None = None
         if head.startswith(_GZIP_MAGIC):
             self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif head.startswith(_ZSTD_MAGIC):
-            out = _ZstdOut(self, cancel)
-            self._zstd = zstandard.ZstdDecompressor().stream_writer(out, write_size=_ZSTD_OUT, closefd=False)
+            self._zstd = zstandard.ZstdDecompressor().decompressobj()
 
     def tar(self, data: memoryview) -> None:
         """The uncompressed layer stream, in pieces: what its diff id is the digest of."""
@@ -501,7 +489,7 @@ class _LayerReader:
             if self._gzip is not None:
                 self._inflate(data)
             elif self._zstd is not None:
-                self._zstd.write(data)
+                self._unzstd(data)
             else:
                 self.tar(data)
         except (zlib.error, zstandard.ZstdError) as exc:
@@ -523,15 +511,25 @@ class _LayerReader:
                     self.tar(memoryview(out))
                 pending = self._gzip.unused_data if self._gzip.eof else self._gzip.unconsumed_tail
 
+    def _unzstd(self, data: memoryview) -> None:
+        """Decompress zstd in small pieces (see _UNZSTD_IN), across frames."""
+        for start in range(0, len(data), _UNZSTD_IN):
+            pending: bytes | memoryview = data[start : start + _UNZSTD_IN]
+            while pending:
+                check_cancel(self._cancel)
+                if self._zstd.eof:
+                    self._zstd = zstandard.ZstdDecompressor().decompressobj()
+                out = self._zstd.decompress(pending)
+                if out:
+                    self.tar(memoryview(out))
+                pending = self._zstd.unused_data if self._zstd.eof else b""
+
     def finish(self) -> tuple[str, LayerListing]:
         """The digest of the uncompressed stream and the listing."""
         if self._gzip is not None and not self._gzip.eof:
             raise ExportFormatError("a gzip layer ends early")
-        if self._zstd is not None:
-            try:
-                self._zstd.close()
-            except zstandard.ZstdError as exc:
-                raise ExportFormatError(f"a layer does not decompress: {exc}") from None
+        if self._zstd is not None and not self._zstd.eof:
+            raise ExportFormatError("a zstd layer ends early")
         self.parser.finish()
         return f"sha256:{self._hash.hexdigest()}", self.parser.listing()
 
