@@ -1,5 +1,6 @@
-"""An export read against a daemon that starts streaming and then goes silent: a cancel ends the
-reading thread at once, and silence ends the read with a message, never a hang."""
+"""An export read against a daemon that is silent before its first byte (a legacy daemon writes the
+whole image to disk first) or goes silent mid-stream: a cancel ends the reading thread at once, and
+silence mid-stream ends the read with a message, never a hang."""
 
 from __future__ import annotations
 
@@ -14,17 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from dockerscope.service import Connection, DockerService
-from dockerscope.service import layer_contents as contents_module
+from dockerscope.service import Connection, DockerService, export_watch
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import ContentsUnavailable, SourceChoice
 from dockerscope.service.layer_files import ReadCancelled
 
 IMAGE_ID = "sha256:" + "e" * 64
+PREPARING_ID = "sha256:" + "d" * 64  # its export sends not even its headers
 ANSWERS = {
     "/version": {"Version": "29.0.0", "ApiVersion": "1.52", "MinAPIVersion": "1.24"},
     "/info": {"ID": "stalling", "DockerRootDir": "/nonexistent"},
-    f"/images/{IMAGE_ID}/json": {"Id": IMAGE_ID, "Size": 1024, "RootFS": {"Layers": ["sha256:" + "f" * 64]}},
+    **{
+        f"/images/{image}/json": {"Id": image, "Size": 1024, "RootFS": {"Layers": ["sha256:" + "f" * 64]}}
+        for image in (IMAGE_ID, PREPARING_ID)
+    },
 }
 
 
@@ -43,6 +47,10 @@ class _Stalling(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         path = path[path.index("/", 1) :] if path.startswith("/v1.") else path
+        if path == f"/images/{PREPARING_ID}/get":
+            self.server.release.wait(30)
+            self.close_connection = True
+            return
         if path.endswith("/get"):
             self.send_response(200)
             self.send_header("Content-Type", "application/x-tar")
@@ -82,12 +90,17 @@ def _export_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith("dockerscope-layers")]
 
 
-async def test_a_cancel_ends_a_read_blocked_on_a_silent_daemon_at_once(stalling_service: DockerService) -> None:
+@pytest.mark.parametrize(
+    "image", [pytest.param(IMAGE_ID, id="mid-stream"), pytest.param(PREPARING_ID, id="before-the-first-byte")]
+)
+async def test_a_cancel_ends_a_read_blocked_on_a_silent_daemon_at_once(
+    stalling_service: DockerService, image: str
+) -> None:
     cancel = threading.Event()
     read = asyncio.ensure_future(
-        stalling_service.image_contents(IMAGE_ID, choice=SourceChoice.EXPORT, use_cache=False, cancel=cancel)
+        stalling_service.image_contents(image, choice=SourceChoice.EXPORT, use_cache=False, cancel=cancel)
     )
-    await asyncio.sleep(0.5)  # the export's first block has arrived; the daemon is silent now
+    await asyncio.sleep(0.5)  # the request is out (and for IMAGE_ID its first block in); then silence
     assert not read.done()
     assert _export_threads()
     cancel.set()
@@ -103,7 +116,7 @@ async def test_a_cancel_ends_a_read_blocked_on_a_silent_daemon_at_once(stalling_
 async def test_a_daemon_silent_for_too_long_ends_the_read_with_a_message(
     stalling_service: DockerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(contents_module, "EXPORT_STALL_SECONDS", 0.5)
+    monkeypatch.setattr(export_watch, "EXPORT_STALL_SECONDS", 0.5)
     with pytest.raises(ContentsUnavailable, match=r"sent nothing for 0\.5 s"):
         await asyncio.wait_for(
             stalling_service.image_contents(IMAGE_ID, choice=SourceChoice.EXPORT, use_cache=False), timeout=10

@@ -58,12 +58,12 @@ PACKAGE_DIR = Path(dockerscope.__file__).parent
 # plain values. Anything else used on a client is reported with its file and line.
 READ_ONLY_CALLS = frozenset(
     {
-        "_get_raw_response_socket",  # no request: the socket of an answer already streaming
         "close",  # no request
         "containers",  # GET /containers/json
         "df",  # GET /system/df
         "diff",  # GET /containers/{id}/changes
         "events",  # GET /events
+        "get_adapter",  # no request: requests' adapter for the daemon, whose pools the export watchdog watches
         "get_image",  # GET /images/{name}/get
         "history",  # GET /images/{name}/history
         "images",  # GET /images/json

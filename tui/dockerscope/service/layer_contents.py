@@ -11,18 +11,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import docker
 
+from dockerscope.service import export_watch
 from dockerscope.service.export_reader import ExportedLayer, ExportFormatError, read_export
+from dockerscope.service.export_watch import ExportWatchdog
 from dockerscope.service.file_analysis import ImageFiles, analyze_layers
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_files import (
@@ -40,11 +40,6 @@ from dockerscope.service.values import text
 
 # Bytes per read of the export stream: large reads keep the per-chunk Python work negligible.
 EXPORT_CHUNK_SIZE = 4 * 1024 * 1024
-# An export stream that sends nothing for this long is given up (docker-py turns the socket's own
-# timeout off for streams, so a stalled daemon would hold the read forever).
-EXPORT_STALL_SECONDS = 120.0
-# How often the watchdog of an export read looks at the cancel event and the clock.
-_WATCH_INTERVAL = 0.1
 WRITABLE_LAYER = "writable"
 
 
@@ -242,80 +237,28 @@ def _read_export(
         progress.layers_done = layers_done
         progress.report(bytes_done)
 
-    responses: list[Any] = []
-
-    def keep(response: Any, *args: Any, **kwargs: Any) -> None:
-        responses.append(response)
-
-    client.hooks["response"].append(keep)
-    try:
-        stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
-    finally:
-        client.hooks["response"].remove(keep)
-    watchdog = _Watchdog(_response_socket(client, responses[-1]) if responses else None, cancel)
+    watchdog = ExportWatchdog(client, cancel)
     try:
         with watchdog:
-            exported = read_export(watchdog.watch(stream), cancel=cancel, on_progress=report, expected=layers)
+            stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+            try:
+                exported = read_export(watchdog.watch(stream), cancel=cancel, on_progress=report, expected=layers)
+            finally:
+                stream.close()
     except ReadCancelled:
         raise
     except Exception as error:
-        # The watchdog ends the stream by shutting its socket: say why, not how it broke.
+        # The watchdog ends the request by shutting its socket: say why, not how it broke.
         check_cancel(cancel)
         if watchdog.stalled:
-            stall = f"the daemon sent nothing for {EXPORT_STALL_SECONDS:g} s; the read was given up"
+            stall = f"the daemon sent nothing for {export_watch.EXPORT_STALL_SECONDS:g} s; the read was given up"
             raise ContentsUnavailable(stall) from error
         if isinstance(error, ExportFormatError):
             raise ContentsUnavailable(f"the image export could not be read: {error}") from error
         raise
-    finally:
-        stream.close()
     if [layer.diff_id for layer in exported] != list(layers):
         raise ContentsUnavailable("the export's layers do not match the image's (was it replaced meanwhile?)")
     return exported
-
-
-def _response_socket(client: docker.APIClient, response: Any) -> Any:
-    """The socket (or SSH channel) an export answer streams on, or None where it cannot be found."""
-    try:
-        raw = client._get_raw_response_socket(response)
-    except Exception:
-        return None
-    return getattr(raw, "_sock", raw)
-
-
-class _Watchdog:
-    """Ends a read of the export stream that is blocked on its socket: shuts the socket down once
-    `cancel` is set, or once no bytes came for EXPORT_STALL_SECONDS. The read then ends at once,
-    and the reader raises ReadCancelled (or reports the stall)."""
-
-    def __init__(self, sock: Any, cancel: threading.Event | None) -> None:
-        self._sock = sock
-        self._cancel = cancel
-        self._done = threading.Event()
-        self._last_bytes = time.monotonic()
-        self.stalled = False
-
-    def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._last_bytes = time.monotonic()
-            yield chunk
-
-    def __enter__(self) -> _Watchdog:
-        if self._sock is not None:
-            threading.Thread(target=self._run, name="dockerscope-export-watch", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-
-    def _run(self) -> None:
-        while not self._done.wait(_WATCH_INTERVAL):
-            cancelled = self._cancel is not None and self._cancel.is_set()
-            self.stalled = time.monotonic() - self._last_bytes > EXPORT_STALL_SECONDS
-            if cancelled or self.stalled:
-                with contextlib.suppress(OSError, AttributeError):
-                    self._sock.shutdown(socket.SHUT_RDWR)
-                return
 
 
 def analyze_image(
