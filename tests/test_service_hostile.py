@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,8 +26,10 @@ from dockerscope.service import (
     LayerKind,
 )
 from dockerscope.ui import create_app
+from dockerscope.ui.help_screen import HelpScreen
+from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.layer_table import MAX_HISTORY_ROWS
-from dockerscope.ui.object_list import MAX_ROWS
+from dockerscope.ui.object_list import MAX_ROWS, ORDER_IN_THREAD_FROM
 from recorded_daemon import Answer, RecordedDaemon, error_answer, nested_json
 
 IMAGE_ID = "sha256:" + "a" * 64
@@ -236,3 +239,42 @@ async def test_a_list_draws_at_most_its_row_cap_says_so_and_the_filter_finds_the
         await pilot.press("slash", *f"img{MAX_ROWS + 499:05d}", "enter")
         await wait_until(pilot, lambda: shown_names(app) == [last])
         assert "more not shown" not in str(app.explorer.query_one("#images-pane").border_subtitle)
+
+
+async def test_a_long_list_is_sorted_off_the_event_loop_while_keys_are_answered(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sorting grows with the number of objects the daemon lists (200,000 images: about a second):
+    the sort by size is held in its thread here until the app has answered other keys."""
+    count = ORDER_IN_THREAD_FROM + 1000
+    images = [
+        {"Id": f"sha256:{index:064x}", "RepoTags": [f"many/img{index:05d}:1"], "Created": 1_700_000_000, "Size": index}
+        for index in range(count)
+    ]
+    service = serve(_daemon_answers(**{"/images/json": images}))
+    sorting, release = threading.Event(), threading.Event()
+    sort_key = ImageList.sort_key
+
+    def held_sort_key(self: ImageList, item: ImageSummary) -> tuple[object, ...]:
+        if self.sort_order == "size" and threading.current_thread() is not threading.main_thread():
+            sorting.set()
+            release.wait(30)
+        return sort_key(self, item)
+
+    monkeypatch.setattr(ImageList, "sort_key", held_sort_key)
+    app = create_app(service, interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: image_list(app).row_count == MAX_ROWS, timeout=20)
+        assert shown_names(app)[0] == "many/img00000:1"
+        await pilot.press("1", "s")
+        try:
+            await wait_until(pilot, sorting.is_set)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert shown_names(app)[0] == "many/img00000:1"  # the old order until the new one is done
+        finally:
+            release.set()
+        await wait_until(pilot, lambda: shown_names(app)[0] == f"many/img{count - 1:05d}:1", timeout=20)
+        pane = app.explorer.query_one("#images-pane")
+        await wait_until(pilot, lambda: "sort: size" in str(pane.border_subtitle))

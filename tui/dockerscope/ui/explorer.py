@@ -154,19 +154,20 @@ class ExplorerScreen(Screen[None]):
         if container is None:
             return
         images = self.query_one(ImageList)
-        if not images.move_to(container.image_id):
-            images.show_dangling = True
-            images.set_filter("")
-            self.query_one("#images-filter", FilterInput).action_clear_filter()
-        if images.move_to(container.image_id):
-            self.set_focus(images)
-        else:
+        image = images.find(container.image_id)
+        if image is None:
             short_id = container.image_id.removeprefix("sha256:")[:12]
             self.notify(
                 sanitize(f"The image of {sanitize(container.name, 120)} ({short_id}) is not present locally."),
                 severity="warning",
                 markup=False,
             )
+            return
+        if not images.move_to(container.image_id):
+            images.show_dangling = True
+            images.set_filter("", keep=image)
+            self.query_one("#images-filter", FilterInput).action_clear_filter()
+        self.set_focus(images)
 
     # The detail panes follow the subject.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -27,6 +27,9 @@ MAX_IN_PLACE_CHANGES = 50
 # thread (10,000 rows: about 2 s here). A list draws at most this many, in its order; the filter
 # still searches every object, and the subtitle says how many are left out.
 MAX_ROWS = 2000
+# Lists of more objects than this are filtered and sorted in a thread: that work grows with a number
+# the daemon chooses (200,000 images: about a second here), and the app must keep answering keys.
+ORDER_IN_THREAD_FROM = 5000
 
 
 class ObjectList(DataTable[Text], Generic[Item]):
@@ -63,9 +66,21 @@ class ObjectList(DataTable[Text], Generic[Item]):
         def control(self) -> ObjectList[object]:
             return self.object_list
 
+    class Ordered(Message, bubble=False):
+        """A thread has filtered and sorted the objects for the refresh numbered `generation`."""
+
+        def __init__(self, generation: int, wanted: list[Any], left_out: int) -> None:
+            super().__init__()
+            self.generation = generation
+            self.wanted = wanted
+            self.left_out = left_out
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._items: dict[str, Item] = {}
+        self._generation = 0
+        self._keep: Item | None = None
+        self._visible: list[Item] = []
         self._shown: list[str] = []
         self._rendered: dict[str, tuple[Text, ...]] = {}
         self._cell_cache: dict[str, tuple[Item, datetime | None, tuple[Text, ...]]] = {}
@@ -105,13 +120,17 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
     @property
     def visible_items(self) -> list[Item]:
-        return [self._items[key] for key in self._shown]
+        return list(self._visible)
 
     @property
     def highlighted_item(self) -> Item | None:
-        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+        if not 0 <= self.cursor_row < len(self._visible):
             return None
-        return self._items.get(self._shown[self.cursor_row])
+        return self._visible[self.cursor_row]
+
+    def find(self, key: str) -> Item | None:
+        """The object with this key, listed or not."""
+        return self._items.get(key)
 
     def on_mount(self) -> None:
         self._add_columns()
@@ -129,12 +148,13 @@ class ObjectList(DataTable[Text], Generic[Item]):
     def on_resize(self) -> None:
         if self._flexible_column_width() == self._flexible_width:
             return
-        highlighted = self.highlighted_item
+        # The same rows in the same order, in columns of the new widths: nothing to sort again.
+        self._keep = self.highlighted_item
         self.clear(columns=True)
         self._add_columns()
         self._shown = []
         self._rendered = {}
-        self.refresh_rows(keep=highlighted)
+        self._show_order(self._visible, self.rows_left_out)
 
     def show_items(self, items: Sequence[Item]) -> None:
         self._items = {self.item_key(item): item for item in items}
@@ -142,9 +162,9 @@ class ObjectList(DataTable[Text], Generic[Item]):
             del self._cell_cache[key]
         self.refresh_rows()
 
-    def set_filter(self, text: str) -> None:
+    def set_filter(self, text: str, keep: Item | None = None) -> None:
         self.filter_text = text
-        self.refresh_rows()
+        self.refresh_rows(keep)
 
     def move_to(self, key: str) -> bool:
         """Put the cursor on the object with this key, if it is listed."""
@@ -158,22 +178,45 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
         Rows of objects that came or went are added or removed, rows whose cells changed are
         updated, and the rows are put back in order; the table is rebuilt only when most of it
-        changes (a new filter). The cursor stays on its object at the same height on screen, or
-        when that object is gone, on its neighbour."""
-        now = clock.utc_now()
+        changes (a new filter). The cursor stays on its object (or `keep`) at the same height on
+        screen, or when that object is gone, on its neighbour. A long list is ordered in a thread
+        and shown when that is done, unless another refresh came meanwhile."""
+        self._generation += 1
+        if keep is not None:
+            self._keep = keep  # until an order is shown: a refresh meanwhile must not lose it
+        items = list(self._items.values())
         needle = self.filter_text.lower()
+        if len(items) < ORDER_IN_THREAD_FROM:
+            self._show_order(*self._order(items, needle))
+            return
+        generation = self._generation
+
+        def order() -> None:
+            self.post_message(self.Ordered(generation, *self._order(items, needle)))
+
+        self.run_worker(order, thread=True, group="order", description="order the list")
+
+    def on_object_list_ordered(self, message: Ordered) -> None:
+        if message.generation == self._generation:
+            self._show_order(message.wanted, message.left_out)
+
+    def _order(self, items: list[Item], needle: str) -> tuple[list[Item], int]:
+        """The objects to list, in order and at most MAX_ROWS of them, and how many more there are."""
         wanted = sorted(
-            (
-                item
-                for item in self._items.values()
-                if self.is_listed(item) and (not needle or self.matches(item, needle))
-            ),
+            (item for item in items if self.is_listed(item) and (not needle or self.matches(item, needle))),
             key=self.sort_key,
         )
-        self.rows_left_out = max(len(wanted) - MAX_ROWS, 0)
+        left_out = max(len(wanted) - MAX_ROWS, 0)
         del wanted[MAX_ROWS:]
+        return wanted, left_out
+
+    def _show_order(self, wanted: list[Item], left_out: int) -> None:
+        keep, self._keep = self._keep, None
+        now = clock.utc_now()
+        self.rows_left_out = left_out
         keys = [self.item_key(item) for item in wanted]
         rows = {key: self._cells_of(key, item, now) for key, item in zip(keys, wanted, strict=True)}
+        self._visible = wanted
         if keys == self._shown:
             self._update_cells(rows)
         else:
