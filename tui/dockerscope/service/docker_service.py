@@ -26,6 +26,7 @@ from dockerscope.service.errors import (
     ObjectNotFound,
 )
 from dockerscope.service.events import WATCHED_TYPES, EventStream
+from dockerscope.service.json_answer import decode_in_pieces
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import (
     ContentsUnavailable,
@@ -186,7 +187,7 @@ class DockerService:
         with self._clients_lock:
             version = self._api_version or "auto"
         client = docker.APIClient(version=version, timeout=timeout or self.timeout, **self.connection.client_kwargs)
-        client.hooks["response"].append(self._count_request)
+        client.hooks["response"].extend([self._count_request, decode_in_pieces])
         if version == "auto":
             self._request_count += 1  # the handshake ran before the hook was attached
         with self._clients_lock:
