@@ -12,10 +12,10 @@ keys move through the panes, sort, filter, open a layer's contents and go back. 
 harness of live.py) runs with hooks that write every exception (of the app, a thread, asyncio or
 one Python could not raise) and every warning to a log file instead of the terminal.
 
-It prints the exceptions seen (the target is 0), the app's RSS after start-up and at the end and
-the growth, its threads at the start and the end, and whether the final screen's image and
-container counts equal the daemon's. Exit status 1 when an exception was seen, the app died or the
-counts differ.
+It prints the exceptions seen (the target is 0), the app's RSS after start-up, once warm (after two
+rounds of the key script) and at the end, and the growth from each, its threads at the start and
+the end, and whether the final screen's image and container counts equal the daemon's. Exit
+status 1 when an exception was seen, the app died or the counts differ.
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ sys.exit(code)
 
 # (keys, seconds to wait after them), pressed in a loop: every pane, sorts, filters, dangling
 # images, a container's image, help, a manual refresh, a layer's contents opened and closed.
+# Rounds of the key script after which the app has used every screen, cache and kept analysis
+# it will: the RSS there is the baseline for growth that would be a leak.
+WARM_CYCLES = 2
 KEY_SCRIPT: list[tuple[bytes, float]] = [
     (b"1", 0.0),
     (b"j", 0.0),
@@ -218,6 +221,7 @@ def press_keys(terminal: live.Terminal, period: float, stop: threading.Event, pr
                 terminal.send(keys)
                 pressed["keys"] += 1
             stop.wait(period + pause)
+        pressed["cycles"] += 1
 
 
 def clean_up(api: docker.APIClient) -> None:
@@ -284,6 +288,7 @@ class Soak:
 
     minutes: float = 0.0
     rss_start: float = 0.0
+    rss_warm: float = 0.0
     rss_end: float = 0.0
     rss_peak: float = 0.0
     threads_start: int = 0
@@ -331,6 +336,8 @@ def soak(terminal: live.Terminal, host: str, churn: Churn, pressed: Counter[str]
                 result.died = f"the app exited with {terminal.process.returncode} during the soak"
                 break
             time.sleep(min(1.0, deadline - now))
+            if not result.rss_warm and pressed["cycles"] >= WARM_CYCLES:
+                result.rss_warm, _ = live.memory_mib(terminal.pid)
             if time.monotonic() >= next_report:
                 next_report += 60
                 print(
@@ -380,6 +387,12 @@ def report(result: Soak, churn: Churn, pressed: Counter[str], log_path: Path, on
         f"RSS: {result.rss_start:.1f} MiB at start, {result.rss_end:.1f} MiB at the end, "
         f"growth {growth:+.1f} % (peak {result.rss_peak:.1f} MiB)"
     )
+    if result.rss_warm:
+        warm_growth = 100 * (result.rss_end - result.rss_warm) / result.rss_warm
+        print(
+            f"RSS once warm (after {WARM_CYCLES} rounds of the key script: every screen, cache and kept "
+            f"analysis in use): {result.rss_warm:.1f} MiB; growth from there to the end {warm_growth:+.1f} %"
+        )
     print(f"threads: {result.threads_start} at start, {result.threads_end} at the end")
     print(f"final status line: {result.status}")
     images, containers = result.shown if result.shown else (None, None)
