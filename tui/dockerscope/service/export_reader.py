@@ -489,7 +489,7 @@ class _LayerReader:
             if self._gzip is not None:
                 self._inflate(data)
             elif self._zstd is not None:
-                self._unzstd(data)
+                self._unzstd(data, self._zstd)
             else:
                 self.tar(data)
         except (zlib.error, zstandard.ZstdError) as exc:
@@ -511,18 +511,18 @@ class _LayerReader:
                     self.tar(memoryview(out))
                 pending = self._gzip.unused_data if self._gzip.eof else self._gzip.unconsumed_tail
 
-    def _unzstd(self, data: memoryview) -> None:
+    def _unzstd(self, data: memoryview, zstd: zstandard.ZstdDecompressionObj) -> None:
         """Decompress zstd in small pieces (see _UNZSTD_IN), across frames."""
         for start in range(0, len(data), _UNZSTD_IN):
             pending: bytes | memoryview = data[start : start + _UNZSTD_IN]
             while pending:
                 check_cancel(self._cancel)
-                if self._zstd.eof:
-                    self._zstd = zstandard.ZstdDecompressor().decompressobj()
-                out = self._zstd.decompress(pending)
+                if zstd.eof:
+                    zstd = self._zstd = zstandard.ZstdDecompressor().decompressobj()
+                out = zstd.decompress(pending)
                 if out:
                     self.tar(memoryview(out))
-                pending = self._zstd.unused_data if self._zstd.eof else b""
+                pending = zstd.unused_data if zstd.eof else b""
 
     def finish(self) -> tuple[str, LayerListing]:
         """The digest of the uncompressed stream and the listing."""
