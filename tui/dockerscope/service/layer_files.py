@@ -83,17 +83,39 @@ def normalize_path(name: str) -> str:
     return path
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+class _CollectorPauses:
+    """Pauses of the cyclic garbage collector that may overlap, in any threads: it is held off from
+    the first until the last ends, then enabled again if it was enabled before the first. (Each
+    pause reading `gc.isenabled()` for itself could leave it off for good: a pause that looks while
+    another holds it off, and disables after that other re-enabled it, never re-enables it.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._was_enabled = False
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            if not self._count:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+                if not self._count and self._was_enabled:
+                    gc.enable()
+
+
+_collector = _CollectorPauses()
+
+
+def gc_paused() -> contextlib.AbstractContextManager[None]:
     """Hold off the cyclic garbage collector while building many tuples that form no cycles. Each
     entry holds an `EntryType` member, so the collector cannot untrack the entries and would
     traverse them over and over as they are made: it halves the time to read or analyse a big
-    layer. The collector is re-enabled only if it was enabled, so overlapping pauses in threads
-    are harmless."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    layer. Pauses in several threads may overlap."""
+    return _collector.paused()
