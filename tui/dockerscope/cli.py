@@ -69,28 +69,45 @@ def connect(host: str | None) -> DockerService | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["analyze"]:
-        # No Textual here: the report prints to stdout, and a CI job should not load a UI.
-        from dockerscope import analyze
+    collecting = gc.isenabled()
+    # Loading makes some 50,000 objects the cycle collector tracks, nearly all of them living as long
+    # as the process (modules, classes, functions): the 130 collections it would run meanwhile free
+    # next to nothing. It is held off until they are loaded, then resumes with them frozen.
+    gc.disable()
+    try:
+        if arguments[:1] == ["analyze"]:
+            # No Textual here: the report prints to stdout, and a CI job should not load a UI.
+            from dockerscope import analyze
 
-        return analyze.main(arguments[1:])
-    args = build_parser().parse_args(arguments)
-    service = connect(args.host)
-    if service is None:
-        return 2
-    # The daemon works on the first lists while Textual loads (a third of a second here).
-    service.prefetch()
-    from dockerscope.ui import create_app
+            _resume_collection(collecting)
+            return analyze.main(arguments[1:])
+        args = build_parser().parse_args(arguments)
+        service = connect(args.host)
+        if service is None:
+            return 2
+        # The daemon works on the first lists while Textual loads (a third of a second here).
+        service.prefetch()
+        from dockerscope.ui import create_app
 
-    app = create_app(service, interval=args.interval)
-    # What is loaded now (Textual, docker-py: most of the heap) lives as long as the process:
-    # keep the cycle collector from walking it again and again while the app idles.
+        app = create_app(service, interval=args.interval)
+        _resume_collection(collecting)
+        app.run()
+        # The process ends now: spare the interpreter's teardown a hunt for reference cycles through
+        # everything the app made (0.2 s of the time to quit, with a thousand rows).
+        gc.freeze()
+        return app.return_code or 0
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _resume_collection(collecting: bool) -> None:
+    """Let the collector run again (if it ran before `main`), without ever walking what start-up
+    loaded: that (Textual, docker-py: most of the heap) lives as long as the process, so it is
+    frozen, and an idle app does not walk it again and again."""
     gc.freeze()
-    app.run()
-    # The process ends now: spare the interpreter's teardown a hunt for reference cycles through
-    # everything the app made (0.2 s of the time to quit, with a thousand rows).
-    gc.freeze()
-    return app.return_code or 0
+    if collecting:
+        gc.enable()
 
 
 if __name__ == "__main__":
