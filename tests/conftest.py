@@ -1,13 +1,18 @@
 """Shared fixtures. Daemon tests need the private dockerd that scripts/test.sh starts; without it
-they fail (never skip), so a CI run without a daemon is red."""
+they fail (never skip), so a CI run without a daemon is red. Every test that reaches the daemon
+is marked `daemon` here, from its fixtures: `pytest -m "not daemon"` runs the rest without one."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -17,6 +22,33 @@ from images import import_tiny_image
 
 # Layer listings are cached under XDG_CACHE_HOME: keep the tests' cache out of the user's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dockerscope-test-cache-")
+
+# CPython before 3.11.8 and 3.12.2 counts the nesting of the AST it builds in one counter for the
+# whole interpreter (python/cpython#106905): an AST built while another is under way makes that one
+# fail with "SystemError: AST constructor recursion depth mismatch". The builder runs Python code in
+# the middle whenever the collector runs (Hypothesis's gc callback, after its first test, for the
+# rest of the session; finalizers), so another thread can take the GIL, or that code itself can
+# print a traceback, for which 3.11 builds an AST per frame. pytest parsing a test file to show a
+# failure then ends in INTERNALERROR. So: one AST at a time across threads, and none nested in a
+# thread: the nested one fails instead (a printed traceback only loses its ^^^ markers).
+_UNGUARDED_PARSE = ast.parse
+_ONE_AST_AT_A_TIME = threading.Lock()
+_building = threading.local()
+
+
+def _parse_one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+    if getattr(_building, "active", False):
+        raise RuntimeError("ast.parse during another ast.parse in this thread (python/cpython#106905)")
+    with _ONE_AST_AT_A_TIME:
+        _building.active = True
+        try:
+            return _UNGUARDED_PARSE(*args, **kwargs)
+        finally:
+            _building.active = False
+
+
+if sys.version_info < (3, 11, 8) or (3, 12) <= sys.version_info < (3, 12, 2):
+    ast.parse = _parse_one_at_a_time
 
 APP_IMAGE = "dockerscope-test/app:1"
 BASE_IMAGE = "dockerscope-test/base:1"
@@ -48,6 +80,19 @@ EXITED_CONTAINER = "dockerscope-test-exited"  # exited with code 3
 CREATED_CONTAINER = "dockerscope-test-created"
 CHANGES_CONTAINER = "dockerscope-test-changes"  # from the app image: added, changed and deleted files
 FIXTURE_CONTAINERS = (RUNNING_CONTAINER, PAUSED_CONTAINER, EXITED_CONTAINER, CREATED_CONTAINER, CHANGES_CONTAINER)
+
+
+# Every fixture that talks to the private dockerd (api, connection, service, throwaway_image and
+# any fixture of a test module built on them) gets its address from this one.
+DAEMON_FIXTURE = "docker_host"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `daemon` every test whose fixtures, directly or through other fixtures, need the daemon."""
+    for item in items:
+        if DAEMON_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.daemon)
 
 
 @pytest.fixture(scope="session")

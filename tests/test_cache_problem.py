@@ -17,8 +17,6 @@ from dockerscope.service.layer_cache import LayerCache
 from dockerscope.ui import create_app
 from test_layer_contents_app import open_layer
 
-pytestmark = pytest.mark.daemon
-
 
 def _open_to_others(root: Path) -> Path:
     layers = root / "dockerscope" / "layers"

@@ -875,7 +875,6 @@ def _tarfile_listing(layer: tarfile.TarFile) -> LayerListing:
     return LayerListing(tuple(sorted(entries)), frozenset(deleted), frozenset(opaque))
 
 
-@pytest.mark.daemon
 @pytest.mark.parametrize("image", FIXTURE_IMAGES)
 def test_fixture_images_give_their_diff_ids_and_what_tarfile_reads(api: docker.APIClient, image: str) -> None:
     export = b"".join(api.get_image(image))
@@ -891,7 +890,6 @@ def test_fixture_images_give_their_diff_ids_and_what_tarfile_reads(api: docker.A
             assert LayerListing(tuple(sorted(listing.entries)), listing.deleted, listing.opaque) == expected
 
 
-@pytest.mark.daemon
 def test_waste_image_changes_deletes_and_hides(api: docker.APIClient) -> None:
     layers = read_export(api.get_image(WASTE_IMAGE, chunk_size=1 << 20))
 
@@ -917,7 +915,6 @@ def test_waste_image_changes_deletes_and_hides(api: docker.APIClient) -> None:
     assert ".wh..wh..opq" not in " ".join(entries)
 
 
-@pytest.mark.daemon
 @pytest.mark.parametrize("image", FIXTURE_IMAGES)
 def test_fixture_exports_hash_to_the_images_diff_ids(api: docker.APIClient, image: str) -> None:
     diff_ids = api.inspect_image(image)["RootFS"]["Layers"]

@@ -135,18 +135,23 @@ def test_docker_diff_becomes_a_listing_when_the_upper_directory_is_out_of_reach(
     assert listing.deleted == frozenset({"app/gone"})
 
 
-def run_analyze(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def analyze_env(docker_host: str, **extra: str) -> dict[str, str]:
+    """The environment of an `analyze` subprocess: it finds the test daemon through DOCKER_HOST."""
+    return {**os.environ, **extra, "DOCKER_HOST": docker_host}
+
+
+def run_analyze(docker_host: str, *arguments: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dockerscope", "analyze", *arguments],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=analyze_env(docker_host, **extra_env),
     )
 
 
-def test_analyze_json_reports_every_layer_and_the_waste(api: docker.APIClient) -> None:
-    result = run_analyze(WASTE_IMAGE, "--json", "--no-cache")
+def test_analyze_json_reports_every_layer_and_the_waste(docker_host: str, api: docker.APIClient) -> None:
+    result = run_analyze(docker_host, WASTE_IMAGE, "--json", "--no-cache")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [layer["diff_id"] for layer in report["layers"]] == api.inspect_image(WASTE_IMAGE)["RootFS"]["Layers"]
@@ -166,13 +171,14 @@ def test_analyze_json_reports_every_layer_and_the_waste(api: docker.APIClient) -
     assert image["source"] == "overlay2"
 
 
-def test_analyze_ci_fails_on_a_wasteful_image_and_passes_with_looser_rules() -> None:
-    failing = run_analyze(WASTE_IMAGE, "--ci")
+def test_analyze_ci_fails_on_a_wasteful_image_and_passes_with_looser_rules(docker_host: str) -> None:
+    failing = run_analyze(docker_host, WASTE_IMAGE, "--ci")
     assert failing.returncode == 1
     assert "FAIL: lowestEfficiency" in failing.stdout
     assert "SKIP: highestWastedBytes: rule disabled" in failing.stdout
     assert "Result:FAIL [Total:3] [Passed:0] [Failed:2] [Warn:0] [Skipped:1]" in failing.stdout
     passing = run_analyze(
+        docker_host,
         WASTE_IMAGE,
         "--ci",
         "--lowest-efficiency=0.5",
@@ -181,16 +187,16 @@ def test_analyze_ci_fails_on_a_wasteful_image_and_passes_with_looser_rules() -> 
     )
     assert passing.returncode == 0, passing.stdout
     assert "Result:PASS [Total:3] [Passed:2] [Failed:0] [Warn:0] [Skipped:1]" in passing.stdout
-    clean = run_analyze(BASE_IMAGE, "--ci")
+    clean = run_analyze(docker_host, BASE_IMAGE, "--ci")
     assert clean.returncode == 0, clean.stdout
     assert "efficiency: 100.00 %" in clean.stdout
 
 
-def test_analyze_says_clearly_what_went_wrong() -> None:
-    missing = run_analyze("dockerscope-test/no-such-image:1")
+def test_analyze_says_clearly_what_went_wrong(docker_host: str) -> None:
+    missing = run_analyze(docker_host, "dockerscope-test/no-such-image:1")
     assert missing.returncode == 2
     assert "no-such-image" in missing.stderr and "No such image" in missing.stderr
-    bad = run_analyze(WASTE_IMAGE, "--ci", "--highest-wasted-bytes=lots")
+    bad = run_analyze(docker_host, WASTE_IMAGE, "--ci", "--highest-wasted-bytes=lots")
     assert bad.returncode == 2
     assert "not a size" in bad.stderr
 
@@ -200,11 +206,12 @@ async def test_an_image_that_is_gone_is_reported_as_not_found(service: DockerSer
         await service.image_contents("sha256:" + "0" * 64)
 
 
-def test_analyze_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+def test_analyze_piped_into_a_reader_that_stops_early_ends_quietly(docker_host: str) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "dockerscope", "analyze", WASTE_IMAGE, "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=analyze_env(docker_host),
     )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()  # like `| head` having read enough
@@ -312,10 +319,12 @@ async def test_a_listing_a_hostile_daemon_read_is_never_shown_for_another_daemon
     assert "data/big.bin" in {change.path for change in honest.files.layers[2].changes}
 
 
-def test_analyze_ci_judges_the_image_not_a_hostile_daemons_listing(api: docker.APIClient, tmp_path: Path) -> None:
+def test_analyze_ci_judges_the_image_not_a_hostile_daemons_listing(
+    docker_host: str, api: docker.APIClient, tmp_path: Path
+) -> None:
     cache_home = tmp_path / "xdg"
     _plant(api, WASTE_IMAGE, tmp_path, LayerCache(cache_home / "dockerscope" / "layers"), "hostile")
-    result = run_analyze(WASTE_IMAGE, "--ci", env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
+    result = run_analyze(docker_host, WASTE_IMAGE, "--ci", XDG_CACHE_HOME=str(cache_home))
     assert result.returncode == 1, result.stdout
     assert "FAIL: lowestEfficiency" in result.stdout
 
