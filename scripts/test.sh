@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, starts a private dockerd, builds the fixture
-# images, runs ruff and pytest, and stops the daemon. Extra arguments go to pytest.
+# images, runs ruff, mypy and pytest, and stops the daemon. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +30,6 @@ bash scripts/build-fixtures.sh
 
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
+"$venv/bin/mypy"                                   # the package, default checks
+"$venv/bin/mypy" --strict tui/dockerscope/service  # the service layer, strict
 "$venv/bin/python" -m pytest "$@"

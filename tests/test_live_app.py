@@ -147,7 +147,7 @@ async def test_filter_and_sort_survive_updates(
         await wait_until(pilot, lambda: CROWD[0] in shown_names(app))
         await pilot.press("1", "slash", *"crowd", "enter", "s")
         table = image_list(app)
-        assert table.sort_order == "size"
+        assert table.sort_by == "size"
         assert all("crowd" in name for name in shown_names(app))
 
         early_image.append(import_tiny_image(api, "dockerscope-test/crowd:zz-late"))
@@ -155,7 +155,7 @@ async def test_filter_and_sort_survive_updates(
         await wait_until(pilot, lambda: "dockerscope-test/crowd:zz-late" in shown_names(app), 3)
         await pilot.pause(0.1)
         assert EARLY_NAME not in shown_names(app)
-        assert table.filter_text == "crowd" and table.sort_order == "size"
+        assert table.filter_text == "crowd" and table.sort_by == "size"
         sizes = [image.size for image in table.visible_items]
         assert sizes == sorted(sizes, reverse=True)
 

@@ -256,7 +256,7 @@ async def test_a_long_list_is_sorted_off_the_event_loop_while_keys_are_answered(
     sort_key = ImageList.sort_key
 
     def held_sort_key(self: ImageList, item: ImageSummary) -> tuple[object, ...]:
-        if self.sort_order == "size" and threading.current_thread() is not threading.main_thread():
+        if self.sort_by == "size" and threading.current_thread() is not threading.main_thread():
             sorting.set()
             release.wait(30)
         return sort_key(self, item)

@@ -217,10 +217,10 @@ class LayerCache:
             if scopes is not None:
                 with os.scandir(scopes) as entries:
                     scope_names = [entry.name for entry in entries if _SCOPE_DIR.fullmatch(entry.name)]
-                for scope_name in scope_names:
-                    with _open_dir(scope_name, scopes, create=False) as own:
+                for scope in scope_names:
+                    with _open_dir(scope, scopes, create=False) as own:
                         if own is not None:
-                            _scan(own, scope_name, files)
+                            _scan(own, scope, files)
         total = sum(size for *_, size in files)
         if total <= self._max_bytes:
             return

@@ -37,7 +37,9 @@ def text(value: object) -> str:
         return ""
     if isinstance(value, bool | float) or (isinstance(value, int) and abs(value) < 10**100):
         return str(value)
-    return {dict: "<object>", list: "<array>"}.get(type(value), "<value>")
+    if isinstance(value, dict):
+        return "<object>"
+    return "<array>" if isinstance(value, list) else "<value>"
 
 
 def unix_time(value: object) -> datetime | None:

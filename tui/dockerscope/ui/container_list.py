@@ -73,11 +73,11 @@ class ContainerList(ObjectList[ContainerSummary]):
         return relative_time_changes_at(item.created, now)
 
     def sort_key(self, item: ContainerSummary) -> tuple[object, ...]:
-        if self.sort_order == "state":
+        if self.sort_by == "state":
             return (item.state, item.name)
-        if self.sort_order == "image":
+        if self.sort_by == "image":
             return (self.image_label(item), item.name)
-        if self.sort_order == "created":
+        if self.sort_by == "created":
             return (-(item.created.timestamp() if item.created else 0.0), item.name)
         return (item.name, item.id)
 

@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import DescendantFocus
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from dockerscope.sanitize import sanitize
@@ -114,8 +115,8 @@ class ExplorerScreen(Screen[None]):
     def _view_changed(self, event: ObjectList.ViewChanged) -> None:
         object_list = event.object_list
         pane = object_list.parent
-        assert pane is not None
-        notes = [f"sort: {object_list.sort_order}", *object_list.view_notes()]
+        assert isinstance(pane, Widget)
+        notes = [f"sort: {object_list.sort_by}", *object_list.view_notes()]
         pane.border_subtitle = plain(f"{len(object_list.visible_items)} shown · " + " · ".join(notes))
 
     def action_filter(self) -> None:
@@ -141,7 +142,7 @@ class ExplorerScreen(Screen[None]):
     def _highlighted(self, event: ObjectList.Highlighted) -> None:
         active = self._active_list == ("containers" if isinstance(event.object_list, ContainerList) else "images")
         if active:
-            self._select(event.item)  # type: ignore[arg-type]
+            self._select(event.item)
 
     def action_containers_of_image(self) -> None:
         image = self.query_one(ImageList).highlighted_item

@@ -50,9 +50,9 @@ class ImageList(ObjectList[ImageSummary]):
         return relative_time_changes_at(item.created, now)
 
     def sort_key(self, item: ImageSummary) -> tuple[object, ...]:
-        if self.sort_order == "size":
+        if self.sort_by == "size":
             return (-item.size, item.name)
-        if self.sort_order == "created":
+        if self.sort_by == "created":
             return (-(item.created.timestamp() if item.created else 0.0), item.name)
         return (item.dangling, item.name, item.id)
 

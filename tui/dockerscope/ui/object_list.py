@@ -46,24 +46,24 @@ class ObjectList(DataTable[Text], Generic[Item]):
     class Highlighted(Message):
         """The cursor is on another object (None: the list is empty)."""
 
-        def __init__(self, object_list: ObjectList[object], item: object | None) -> None:
+        def __init__(self, object_list: ObjectList[Any], item: Any) -> None:
             super().__init__()
             self.object_list = object_list
             self.item = item
 
         @property
-        def control(self) -> ObjectList[object]:
+        def control(self) -> ObjectList[Any]:
             return self.object_list
 
     class ViewChanged(Message):
         """Sort, filter or another view setting changed what is listed."""
 
-        def __init__(self, object_list: ObjectList[object]) -> None:
+        def __init__(self, object_list: ObjectList[Any]) -> None:
             super().__init__()
             self.object_list = object_list
 
         @property
-        def control(self) -> ObjectList[object]:
+        def control(self) -> ObjectList[Any]:
             return self.object_list
 
     class Ordered(Message, bubble=False):
@@ -85,7 +85,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._rendered: dict[str, tuple[Text, ...]] = {}
         self._cell_cache: dict[str, tuple[Item, datetime | None, tuple[Text, ...]]] = {}
         self._flexible_width = 0
-        self.sort_order = self.SORT_ORDERS[0]
+        self.sort_by = self.SORT_ORDERS[0]
         self.filter_text = ""
         self.rows_left_out = 0
 
@@ -312,5 +312,5 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
     def action_cycle_sort(self) -> None:
         orders = self.SORT_ORDERS
-        self.sort_order = orders[(orders.index(self.sort_order) + 1) % len(orders)]
+        self.sort_by = orders[(orders.index(self.sort_by) + 1) % len(orders)]
         self.refresh_rows()
