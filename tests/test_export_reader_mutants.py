@@ -709,6 +709,17 @@ def test_an_old_gnu_sparse_member_with_two_extension_blocks() -> None:
     }
 
 
+def test_an_old_gnu_sparse_file_of_16_gib_has_its_size_in_base_256() -> None:
+    """GNU tar writes a real size of 8 GiB or more in base-256, which fills the 12-byte field: the
+    byte after it is padding, no part of the size."""
+    block = with_field(header(b"big", b"S", 1, magic=GNU), 483, base256(16 << 30, 12) + b"\x07")
+    layer = tar(member(block, b"d"), member(header(b"after")))
+    assert entries(layer) == {
+        "big": LayerEntry("big", EntryType.FILE, 16 << 30, 0o644, 0, 0),
+        "after": LayerEntry("after", EntryType.FILE, 0, 0o644, 0, 0),
+    }
+
+
 def test_pax_headers_of_up_to_1_mib() -> None:
     layer = tar(pax_of(1 << 20, b"x"), member(header(b"f")))
     assert list(entries(layer)) == ["f"]
@@ -793,3 +804,47 @@ def test_cancel_is_seen_while_hard_links_take_their_targets_size() -> None:
     data = export(tar(member(header(b"target", size=1), b"x"), *links))
     with pytest.raises(ReadCancelled):
         read_export([data], cancel=SetFromLook(3))
+
+
+class CountLooks(threading.Event):
+    """A cancel event that is never set and counts how often the reader looks at it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return False
+
+
+@pytest.mark.parametrize(
+    ("files", "hard_links", "looks"),
+    [(4095, 0, 1), (4096, 0, 2), (1, 4095, 2), (1, 4096, 3)],
+)
+def test_the_cancel_event_is_looked_at_once_per_4096_entries_and_per_4096_hard_links(
+    files: int, hard_links: int, looks: int
+) -> None:
+    """The export is one slice, looked at once before it is fed; a layer adds a look at its
+    4096th entry and at the 4096th hard link it resolves, none before: a cancel is seen within
+    4096 entries, with no look per entry."""
+    names = [member(header(b"f%d" % number)) for number in range(files)]
+    links = [member(header(b"h%d" % number, b"1", link=b"f0")) for number in range(hard_links)]
+    cancel = CountLooks()
+    [layer] = read_export([export(tar(*names, *links))], cancel=cancel)
+    assert len(layer.listing.entries) == files + hard_links
+    assert cancel.looks == looks
+
+
+def test_a_hard_link_replaced_by_a_symlink_to_a_file_is_listed_as_the_symlink() -> None:
+    """The later member wins: the symlink does not take the size of the file it names."""
+    data = export(
+        tar(
+            member(header(b"a", size=5), b"12345"),
+            member(header(b"l", b"1", link=b"a")),
+            member(header(b"l", b"2", link=b"a")),
+        )
+    )
+    [layer] = read_export([data])
+    entries = {entry.path: entry for entry in layer.listing.entries}
+    assert entries["l"] == LayerEntry("l", EntryType.SYMLINK, 0, 0o644, 0, 0, "a")

@@ -459,7 +459,7 @@ class _LayerParser(_TarParser):
             if not count % _CANCEL_ENTRIES:
                 check_cancel(self._cancel)
             entry = entries[path]
-            target = entries.get(entry.link)
+            target = entries.get(entry.link) if entry.type is EntryType.HARDLINK else None  # not replaced since
             if target is not None and target.type is EntryType.FILE:
                 entries[path] = entry._replace(size=target.size)
         return LayerListing(tuple(entries.values()), frozenset(self._deleted), frozenset(self._opaque))
