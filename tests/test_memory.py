@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 
 import pytest
+from textual._styles_cache import StylesCache
 from textual.widgets._footer import FooterKey
 
 from apphelpers import SIZE, highlight_image, wait_until
@@ -36,14 +37,17 @@ async def test_moving_between_panes_keeps_no_old_footer_keys(app: DockerscopeApp
         await highlight_image(pilot, app, WASTE_IMAGE)
         await pilot.press("2", "3", "1")
         await pilot.pause(0.2)
-        before = live_count(FooterKey)
+        before, styles_before = live_count(FooterKey), live_count(StylesCache)
         for _ in range(ROUNDS):
             await pilot.press("2", "4", "3", "1")
             await pilot.pause(0.05)
         await pilot.pause(0.2)
-        after = live_count(FooterKey)
+        after, styles_after = live_count(FooterKey), live_count(StylesCache)
         # 4 rebuilds a round: a leak would keep 4 x ROUNDS x (keys shown) more.
         assert after <= before + 10, f"{before} footer keys alive before, {after} after {ROUNDS} rounds"
+        # Each widget has one StylesCache, with its rendered lines; a Textual memo kept those of
+        # the last 1,024 widgets drawn, removed or not.
+        assert styles_after <= styles_before + 10, f"{styles_before} style caches before, {styles_after} after"
 
 
 async def test_opening_and_closing_layer_contents_keeps_no_old_screens(app: DockerscopeApp) -> None:

@@ -1,8 +1,13 @@
-"""Textual's Footer without its leak of old key widgets."""
+"""Textual's Footer without its leaks of old key widgets."""
 
 from __future__ import annotations
 
 from textual.widgets import Footer
+
+try:  # a private module of Textual: without it there is nothing to release
+    from textual._styles_cache import StylesCache
+except ImportError:  # pragma: no cover - a Textual that moved it
+    StylesCache = None  # type: ignore[assignment,misc]
 
 
 class KeyFooter(Footer):
@@ -15,8 +20,13 @@ class KeyFooter(Footer):
     removed alive, with their styles, render caches and message queues: RSS grew from 58 to 181 MiB
     in a 10-minute benchmarks/soak.py run. After each recompose the closed keys are dropped, as
     Textual's own check would drop them. Reported upstream, open as of Textual 8.2.8:
-    https://github.com/Textualize/textual/issues/6666 (tests/test_memory.py fails if this stops
-    working)."""
+    https://github.com/Textualize/textual/issues/6666.
+
+    Textual also memoises `StylesCache.get_inner_outer` (an lru_cache of 1,024 entries) with each
+    widget's StylesCache in the key, and a StylesCache holds its widget's rendered lines: the last
+    1,024 widgets drawn stay in memory after they are removed (about 10 MiB of lines here, most of
+    them footer keys). The memo is cleared after each recompose; it is rebuilt with two styles per
+    widget on the next frame. tests/test_memory.py fails if either stops working."""
 
     async def recompose(self) -> None:
         await super().recompose()
@@ -24,3 +34,6 @@ class KeyFooter(Footer):
         watchers = getattr(self, "__watchers", {}).get("compact")
         if watchers:
             watchers[:] = [(node, callback) for node, callback in watchers if not node._closing]
+        clear = getattr(getattr(StylesCache, "get_inner_outer", None), "cache_clear", None)
+        if clear is not None:
+            clear()
