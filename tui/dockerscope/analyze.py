@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import humanize
 
-from dockerscope.cli import connect
+from dockerscope.connect import connect
 from dockerscope.sanitize import sanitize
 from dockerscope.service import DockerService, DockerServiceError, ImageDetail
 from dockerscope.service.ci_rules import DEFAULT_THRESHOLDS, RuleStatus, evaluate, parse_bytes, parse_ratio

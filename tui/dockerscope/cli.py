@@ -6,12 +6,9 @@ import argparse
 import gc
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from dockerscope import __version__
-
-if TYPE_CHECKING:
-    from dockerscope.service import DockerService
+from dockerscope.connect import connect
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
 DEFAULT_INTERVAL = 60.0
@@ -49,22 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_INTERVAL:g}; every 3 s at most while the stream is down)",
     )
     return parser
-
-
-def connect(host: str | None) -> DockerService | None:
-    """A service for the daemon `host` names (else the one the environment names); None after
-    saying on stderr why there is none."""
-    # Imported late so --help and --version answer without loading docker-py.
-    from dockerscope.sanitize import sanitize
-    from dockerscope.service import DockerService, DockerServiceError, resolve_connection
-
-    try:
-        connection = resolve_connection(host)
-    except DockerServiceError as error:
-        # The host and reason can hold text from the environment or the CLI's config files.
-        print(sanitize(f"dockerscope: {error.host}: {error.reason}", max_chars=1000), file=sys.stderr)
-        return None
-    return DockerService(connection)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
