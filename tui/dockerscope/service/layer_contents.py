@@ -22,7 +22,6 @@ import docker
 
 from dockerscope.service import export_watch
 from dockerscope.service.export_reader import ExportedLayer, ExportFormatError, read_export
-from dockerscope.service.export_watch import ExportWatchdog
 from dockerscope.service.file_analysis import ImageFiles, analyze_layers
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_files import (
@@ -237,7 +236,7 @@ def _read_export(
         progress.layers_done = layers_done
         progress.report(bytes_done)
 
-    watchdog = ExportWatchdog(client, cancel)
+    watchdog = export_watch.ExportWatchdog(client, cancel)
     try:
         with watchdog:
             stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
