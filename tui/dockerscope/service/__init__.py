@@ -10,6 +10,9 @@ from dockerscope.service.errors import (
     DockerServiceError,
     ObjectNotFound,
 )
+from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
+from dockerscope.service.layer_files import EntryType, LayerEntry, ProgressCallback, ReadCancelled, ReadProgress
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
     BaseImage,
@@ -40,6 +43,7 @@ __all__ = [
     "Connection",
     "ContainerDetail",
     "ContainerSummary",
+    "ContentsUnavailable",
     "DaemonAnswerInvalid",
     "DaemonError",
     "DaemonInfo",
@@ -47,20 +51,31 @@ __all__ = [
     "DaemonUnreachable",
     "DockerService",
     "DockerServiceError",
+    "EntryType",
     "EventBatch",
+    "FileChange",
+    "FileStatus",
+    "ImageContents",
     "ImageContext",
     "ImageDetail",
+    "ImageFiles",
     "ImageSummary",
+    "LayerEntry",
     "LayerKind",
     "LayerRow",
     "LayerStack",
     "MappingQuality",
     "ObjectNotFound",
+    "ProgressCallback",
+    "ReadCancelled",
+    "ReadProgress",
     "Snapshot",
+    "SourceChoice",
     "WatchUpdate",
     "Watcher",
     "WritableLayer",
     "chain_ids",
+    "filesystem_at",
     "map_history",
     "resolve_connection",
 ]

@@ -12,8 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from dockerscope.service.file_analysis import FileStatus
-from dockerscope.service.layer_files import EntryType
+from dockerscope.service import EntryType, FileStatus
 from dockerscope.ui.file_view import FileNode, FileView, SortOrder
 from dockerscope.ui.format import human_size, plain
 

@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from dockerscope.service.file_analysis import FileChange, FileStatus
-from dockerscope.service.layer_files import EntryType, LayerEntry
+from dockerscope.service import EntryType, FileChange, FileStatus, LayerEntry
 
 
 class SortOrder(enum.Enum):

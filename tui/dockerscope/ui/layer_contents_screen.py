@@ -18,10 +18,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, ProgressBar, Static
 
 from dockerscope.sanitize import sanitize
-from dockerscope.service import DockerService
-from dockerscope.service.file_analysis import FileChange, ImageFiles, filesystem_at
-from dockerscope.service.layer_contents import ImageContents
-from dockerscope.service.layer_files import ReadCancelled, ReadProgress
+from dockerscope.service import (
+    DockerService,
+    FileChange,
+    ImageContents,
+    ImageFiles,
+    ReadCancelled,
+    ReadProgress,
+    filesystem_at,
+)
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view import SortOrder, build_view
 from dockerscope.ui.filter_input import FilterInput

@@ -5,9 +5,16 @@ from __future__ import annotations
 from textual.message import Message
 
 from dockerscope.sanitize import sanitize
-from dockerscope.service import ContainerDetail, DockerServiceError, ImageContext, ImageDetail, WatchUpdate
-from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents
-from dockerscope.service.layer_files import ReadProgress
+from dockerscope.service import (
+    ContainerDetail,
+    ContentsUnavailable,
+    DockerServiceError,
+    ImageContents,
+    ImageContext,
+    ImageDetail,
+    ReadProgress,
+    WatchUpdate,
+)
 
 # A daemon's error text can be any length; a notification shows this much of it.
 REASON_CHARS = 300
