@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockerscope.service.ci_rules import RuleStatus, evaluate, parse_bytes, parse_ratio
+from dockerscope.service.ci_rules import RuleResult, RuleStatus, Thresholds, evaluate, parse_bytes, parse_ratio
 from dockerscope.service.file_analysis import ImageFiles
 
 
@@ -19,8 +19,13 @@ def image(total: int, kept: int, first_layer: int) -> ImageFiles:
     )
 
 
+def results(files: ImageFiles, **thresholds: str) -> list[RuleResult]:
+    """The rules' results with thresholds given as texts by dive's rule names."""
+    return evaluate(files, Thresholds.parse(thresholds))
+
+
 def outcome(files: ImageFiles, **thresholds: str) -> dict[str, RuleStatus]:
-    return {rule.name: rule.status for rule in evaluate(files, thresholds)}
+    return {rule.name: rule.status for rule in results(files, **thresholds)}
 
 
 def test_defaults_are_dives_efficiency_0_9_user_wasted_0_1_and_wasted_bytes_disabled() -> None:
@@ -34,11 +39,11 @@ def test_defaults_are_dives_efficiency_0_9_user_wasted_0_1_and_wasted_bytes_disa
 
 def test_each_rule_fails_on_its_own_side_of_the_threshold() -> None:
     wasteful = image(total=1000, kept=850, first_layer=500)  # efficiency 0.85, user wasted 150/500 = 0.3
-    results = {rule.name: rule for rule in evaluate(wasteful, {"highestWastedBytes": "100"})}
-    assert results["lowestEfficiency"].status is RuleStatus.FAIL
-    assert "efficiency=0.8500 < threshold=0.9" in results["lowestEfficiency"].message
-    assert results["highestWastedBytes"].status is RuleStatus.FAIL
-    assert results["highestUserWastedPercent"].status is RuleStatus.FAIL
+    by_name = {rule.name: rule for rule in results(wasteful, highestWastedBytes="100")}
+    assert by_name["lowestEfficiency"].status is RuleStatus.FAIL
+    assert "efficiency=0.8500 < threshold=0.9" in by_name["lowestEfficiency"].message
+    assert by_name["highestWastedBytes"].status is RuleStatus.FAIL
+    assert by_name["highestUserWastedPercent"].status is RuleStatus.FAIL
     assert outcome(wasteful, lowestEfficiency="0.85", highestWastedBytes="150", highestUserWastedPercent="0.3") == {
         "lowestEfficiency": RuleStatus.PASS,
         "highestWastedBytes": RuleStatus.PASS,
@@ -82,7 +87,7 @@ def test_ratios() -> None:
 
 
 def lines(files: ImageFiles, **thresholds: str) -> list[str]:
-    return [rule.line() for rule in evaluate(files, thresholds)]
+    return [rule.line() for rule in results(files, **thresholds)]
 
 
 def test_the_report_lines_name_each_rule_and_say_why_it_failed_or_was_skipped() -> None:
@@ -99,7 +104,7 @@ def test_the_report_lines_name_each_rule_and_say_why_it_failed_or_was_skipped() 
         "PASS: highestWastedBytes",
         "PASS: highestUserWastedPercent",
     ]
-    assert [rule.message for rule in evaluate(wasteful, passing)] == ["", "", ""]
+    assert [rule.message for rule in results(wasteful, **passing)] == ["", "", ""]
     assert lines(
         wasteful, lowestEfficiency="disabled", highestWastedBytes=" Disabled ", highestUserWastedPercent="disabled"
     ) == [
@@ -143,3 +148,25 @@ def test_refusals_say_what_was_expected() -> None:
         parse_ratio("1.5")
     with pytest.raises(ValueError, match=r"^'5 parsecs' is not a size \(examples: 20MB, 512KiB, 1000\)$"):
         parse_bytes("5 parsecs")
+
+
+def test_thresholds_are_parsed_once_by_each_rules_own_reader() -> None:
+    assert Thresholds.parse({}) == Thresholds(
+        lowest_efficiency=0.9, highest_wasted_bytes=None, highest_user_wasted_percent=0.1
+    )
+    assert Thresholds.parse(
+        {"lowestEfficiency": "disabled", "highestWastedBytes": "20MB", "highestUserWastedPercent": "2.5"}
+    ) == Thresholds(lowest_efficiency=None, highest_wasted_bytes=20_000_000, highest_user_wasted_percent=2.5)
+    with pytest.raises(ValueError, match="not a ratio"):
+        Thresholds.parse({"lowestEfficiency": "1.5"})
+    with pytest.raises(ValueError, match="not a size"):
+        Thresholds.parse({"highestWastedBytes": "lots"})
+
+
+def test_parsed_thresholds_are_used_as_they_are() -> None:
+    wasteful = image(total=1000, kept=850, first_layer=500)
+    assert [rule.line() for rule in evaluate(wasteful, Thresholds(0.8, 149, None))] == [
+        "PASS: lowestEfficiency",
+        "FAIL: highestWastedBytes: too many bytes wasted (wasted-bytes=150 > threshold=149)",
+        "SKIP: highestUserWastedPercent: rule disabled",
+    ]

@@ -25,7 +25,7 @@ from conftest import (
     TOOL_IMAGE,
 )
 from dockerscope.service import DockerService, ObjectNotFound
-from dockerscope.service.docker_service import CONTEXT_CONCURRENCY
+from dockerscope.service.image_context import CONTEXT_CONCURRENCY
 from dockerscope.service.models import Change, ChangeKind, ContainerSummary, ImageSummary, Snapshot
 from dockerscope.service.sharing import chain_ids
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from apphelpers import SIZE, image_list, inspect_tree, layer_table, tree_title, wait_until
+from apphelpers import SIZE, image_list, inspect_tree, layer_table, status_text, tree_title, wait_until
 from dockerscope.service import Connection, DockerService, LayerKind, MappingQuality
+from dockerscope.service.answers import engine_name
 from dockerscope.ui import create_app
 from recorded_daemon import RecordedDaemon, load_recording
 
@@ -61,3 +62,31 @@ async def test_the_app_shows_a_docker_29_image(docker29: DockerService) -> None:
         assert [cell.plain for cell in image_list(app).get_row(WEB)][1:3] == ["a1a1a1a1a1a1", "49.9MB"]
         status = app.explorer.query_one("#status").render().plain
         assert "Docker 29.0.1 (API 1.52)" in status and "1 container (1 running)" in status
+
+
+# The version answer of Podman's Docker-compatible API (Podman 4.3, Debian 12), trimmed.
+PODMAN_VERSION = {
+    "Platform": {"Name": "linux/amd64/debian-12"},
+    "Components": [{"Name": "Podman Engine", "Version": "4.3.1", "Details": {"APIVersion": "4.3.1"}}],
+    "Version": "4.3.1",
+    "ApiVersion": "1.41",
+    "MinAPIVersion": "1.24",
+}
+
+
+async def test_a_podman_daemon_is_named_as_such(short_tmp: Path) -> None:
+    recording = {**load_recording("docker29-containerd.json"), "/version": PODMAN_VERSION}
+    with RecordedDaemon(short_tmp / "podman.sock", recording) as daemon:
+        service = DockerService(Connection(host=daemon.url, source="test", client_kwargs={"base_url": daemon.url}))
+        app = create_app(service, interval=3600)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: image_list(app).row_count > 0)
+            assert "Podman 4.3.1 (API 1.41)" in status_text(app)
+
+
+@pytest.mark.parametrize(
+    "components",
+    [None, "Podman Engine", [None, 3, "Podman"], [{"Name": ["Podman Engine"]}], [{"Name": "Engine"}, {"Name": "runc"}]],
+)
+def test_anything_but_a_podman_component_reads_as_docker(components: object) -> None:
+    assert engine_name({"Components": components, "Version": "29.0.0"}) == "Docker"

@@ -23,7 +23,7 @@ from dockerscope.service import (
     DockerServiceError,
     ImageSummary,
     LayerKind,
-    docker_service,
+    answers,
     layers,
 )
 from dockerscope.ui import create_app
@@ -183,7 +183,7 @@ async def test_an_image_with_a_huge_history_is_mapped_off_the_event_loop(
         mapped_in.append(threading.current_thread())
         return layers.map_history(*args, **kwargs)
 
-    monkeypatch.setattr(docker_service, "map_history", map_history)
+    monkeypatch.setattr(answers, "map_history", map_history)
     detail = await service.image_detail(_summary())
     assert len(detail.layers.rows) == 60_000
     # Parsed and mapped in a worker: the event loop (this thread) kept turning meanwhile.

@@ -7,27 +7,32 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
-
-import humanize
 
 from dockerscope.connect import connect
 from dockerscope.sanitize import sanitize
-from dockerscope.service import DockerService, DockerServiceError, ImageDetail
-from dockerscope.service.ci_rules import DEFAULT_THRESHOLDS, RuleStatus, evaluate, parse_bytes, parse_ratio
-from dockerscope.service.file_analysis import ImageFiles
-from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
-from dockerscope.service.layer_files import ReadCancelled
+from dockerscope.service import (
+    ContentsUnavailable,
+    DockerServiceError,
+    ImageContents,
+    ImageDetail,
+    ImageFiles,
+    ImageSource,
+    ReadCancelled,
+    RuleStatus,
+    SourceChoice,
+    Thresholds,
+    evaluate,
+    parse_bytes,
+    parse_ratio,
+    short_id,
+)
+from dockerscope.units import human_bytes
 
 TOP_WASTED = 20
 # An error line is cut here: a daemon's error text can be any length.
 ERROR_CHARS = 1000
-RULE_FLAGS = {
-    "lowest_efficiency": "lowestEfficiency",
-    "highest_wasted_bytes": "highestWastedBytes",
-    "highest_user_wasted_percent": "highestUserWastedPercent",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,39 +53,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-cache", action="store_true", help="read every layer again, ignoring the disk cache")
     parser.add_argument("--ci", action="store_true", help="check the rules below; exit 1 when one fails")
+    # The thresholds are parsed here, once; `disabled` parses to None, so the defaults are dive's
+    # parsed thresholds rather than None.
+    dive = Thresholds()
     parser.add_argument(
         "--lowest-efficiency",
         metavar="RATIO",
-        type=_checked(parse_ratio),
-        help=f"fail below this efficiency (default {DEFAULT_THRESHOLDS['lowestEfficiency']}, or 'disabled')",
+        type=_parsed(parse_ratio),
+        default=dive.lowest_efficiency,
+        help=f"fail below this efficiency (default {dive.lowest_efficiency}, or 'disabled')",
     )
     parser.add_argument(
         "--highest-wasted-bytes",
         metavar="SIZE",
-        type=_checked(parse_bytes),
+        type=_parsed(parse_bytes),
+        default=dive.highest_wasted_bytes,
         help="fail above this many wasted bytes, e.g. 20MB (default disabled)",
     )
     parser.add_argument(
         "--highest-user-wasted-percent",
         metavar="RATIO",
-        type=_checked(lambda text: parse_ratio(text, most=None)),
+        type=_parsed(lambda text: parse_ratio(text, most=None)),
+        default=dive.highest_user_wasted_percent,
         help="fail when wasted bytes over the bytes added above the first layer exceed this ratio "
-        f"(default {DEFAULT_THRESHOLDS['highestUserWastedPercent']}, or 'disabled')",
+        f"(default {dive.highest_user_wasted_percent}, or 'disabled')",
     )
     return parser
 
 
-def _checked(parse: Any) -> Any:
-    """An argparse type that checks the text with `parse` and keeps the text itself."""
+def _parsed(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type that parses the text with `parse`; its ValueError becomes argparse's usage error."""
 
-    def check(text: str) -> str:
+    def parsed(text: str) -> object:
         try:
-            parse(text)
+            return parse(text)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
-        return text
 
-    return check
+    return parsed
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
@@ -128,15 +138,24 @@ def _line(out: TextIO, text: str = "") -> None:
     out.write(sanitize(text) + "\n")
 
 
-async def _analyze(service: DockerService, args: argparse.Namespace, out: TextIO) -> int:
+async def _analyze(source: ImageSource, args: argparse.Namespace, out: TextIO) -> int:
     """Analyse and report; the exit code. The report is written here rather than returned:
     asyncio.run's signal handling can end up formatting the main task's result with repr(), and
     a big image's analysis takes seconds to format."""
-    detail = await service.image_detail_of(args.image)
-    contents = await service.image_contents(detail.id, choice=SourceChoice(args.source), use_cache=not args.no_cache)
-    if (cache_problem := service.take_cache_problem()) is not None:
+    choice = SourceChoice(args.source)
+    if not source.capabilities.layer_contents:
+        raise ContentsUnavailable(f"{source.host} cannot list what is inside layers")
+    if choice is SourceChoice.OVERLAY and not source.capabilities.fast_path:
+        raise ContentsUnavailable(f"--source overlay reads a daemon's own directories; {source.host} is not local")
+    detail = await source.image_detail_of(args.image)
+    contents = await source.image_contents(detail.id, choice=choice, use_cache=not args.no_cache)
+    if (cache_problem := source.take_cache_problem()) is not None:
         _stderr_line(cache_problem)
-    thresholds = {name: value for flag, name in RULE_FLAGS.items() if (value := getattr(args, flag)) is not None}
+    thresholds = Thresholds(
+        lowest_efficiency=args.lowest_efficiency,
+        highest_wasted_bytes=args.highest_wasted_bytes,
+        highest_user_wasted_percent=args.highest_user_wasted_percent,
+    )
     rules = evaluate(contents.files, thresholds) if args.ci else []
     if args.json:
         # ensure_ascii (the default) writes every non-ASCII and control character as an escape.
@@ -204,7 +223,7 @@ def report(detail: ImageDetail, contents: ImageContents, rules: Sequence[Any] = 
 
 
 def _size(size: int) -> str:
-    return f"{size} B" if size < 1000 else humanize.naturalsize(size, format="%.1f")
+    return human_bytes(size, spaced=True)
 
 
 def _tags(detail: ImageDetail) -> list[str]:
@@ -215,7 +234,7 @@ def _tags(detail: ImageDetail) -> list[str]:
 
 def write_text(out: TextIO, detail: ImageDetail, contents: ImageContents, rules: Sequence[Any]) -> None:
     files = contents.files
-    name = ", ".join(_tags(detail)) or detail.id.removeprefix("sha256:")[:12]
+    name = ", ".join(_tags(detail)) or short_id(detail.id)
     _line(
         out,
         f"Image: {sanitize(name, 300)} · {len(files.layers)} layers · "

@@ -1,5 +1,7 @@
-"""Everything dockerscope knows about Docker. No Textual import may appear in this package."""
+"""Everything dockerscope knows about engines, images and layers. No Textual import may appear in
+this package. The UI and `analyze` import from here only, and know a source only as `ImageSource`."""
 
+from dockerscope.service.ci_rules import RuleStatus, Thresholds, evaluate, parse_bytes, parse_ratio
 from dockerscope.service.connection import Connection, resolve_connection
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import (
@@ -34,6 +36,8 @@ from dockerscope.service.models import (
     WritableLayer,
 )
 from dockerscope.service.sharing import chain_ids
+from dockerscope.service.source import EventFeed, ImageSource, SourceCapabilities
+from dockerscope.service.values import short_id
 from dockerscope.service.watcher import Watcher
 
 __all__ = [
@@ -53,12 +57,14 @@ __all__ = [
     "DockerServiceError",
     "EntryType",
     "EventBatch",
+    "EventFeed",
     "FileChange",
     "FileStatus",
     "ImageContents",
     "ImageContext",
     "ImageDetail",
     "ImageFiles",
+    "ImageSource",
     "ImageSummary",
     "LayerEntry",
     "LayerKind",
@@ -69,13 +75,20 @@ __all__ = [
     "ProgressCallback",
     "ReadCancelled",
     "ReadProgress",
+    "RuleStatus",
     "Snapshot",
+    "SourceCapabilities",
     "SourceChoice",
+    "Thresholds",
     "WatchUpdate",
     "Watcher",
     "WritableLayer",
     "chain_ids",
+    "evaluate",
     "filesystem_at",
     "map_history",
+    "parse_bytes",
+    "parse_ratio",
     "resolve_connection",
+    "short_id",
 ]

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 
 from dockerscope.service.file_analysis import ImageFiles
 
 DISABLED = "disabled"
-DEFAULT_THRESHOLDS = {
-    "lowestEfficiency": "0.9",
-    "highestWastedBytes": DISABLED,
-    "highestUserWastedPercent": "0.1",
-}
 _UNITS = {
     "": 1,
     "b": 1,
@@ -80,35 +78,74 @@ def parse_bytes(text: str) -> int | None:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-def evaluate(files: ImageFiles, thresholds: dict[str, str]) -> list[RuleResult]:
-    """Each rule's result; `thresholds` maps rule names to their text (defaults for the missing)."""
-    given = {**DEFAULT_THRESHOLDS, **thresholds}
-    results: list[RuleResult] = []
-    efficiency = parse_ratio(given["lowestEfficiency"])
-    if efficiency is None:
-        results.append(RuleResult("lowestEfficiency", RuleStatus.SKIP, "rule disabled"))
-    elif files.efficiency < efficiency:
-        message = f"image efficiency is too low (efficiency={files.efficiency:.4f} < threshold={efficiency})"
-        results.append(RuleResult("lowestEfficiency", RuleStatus.FAIL, message))
-    else:
-        results.append(RuleResult("lowestEfficiency", RuleStatus.PASS, ""))
-    wasted = parse_bytes(given["highestWastedBytes"])
-    if wasted is None:
-        results.append(RuleResult("highestWastedBytes", RuleStatus.SKIP, "rule disabled"))
-    elif files.wasted_bytes > wasted:
-        message = f"too many bytes wasted (wasted-bytes={files.wasted_bytes} > threshold={wasted})"
-        results.append(RuleResult("highestWastedBytes", RuleStatus.FAIL, message))
-    else:
-        results.append(RuleResult("highestWastedBytes", RuleStatus.PASS, ""))
-    user = parse_ratio(given["highestUserWastedPercent"], most=None)
-    if user is None:
-        results.append(RuleResult("highestUserWastedPercent", RuleStatus.SKIP, "rule disabled"))
-    elif files.user_wasted_ratio > user:
-        message = (
-            "too many bytes wasted, relative to the user bytes added "
-            f"(%-user-wasted-bytes={files.user_wasted_ratio:.4f} > threshold={user})"
-        )
-        results.append(RuleResult("highestUserWastedPercent", RuleStatus.FAIL, message))
-    else:
-        results.append(RuleResult("highestUserWastedPercent", RuleStatus.PASS, ""))
-    return results
+@dataclass(frozen=True)
+class Thresholds:
+    """Each rule's threshold, parsed once (by `analyze`'s argument parser or `parse`); None: the
+    rule is disabled. The defaults are dive's."""
+
+    lowest_efficiency: float | None = 0.9
+    highest_wasted_bytes: int | None = None
+    highest_user_wasted_percent: float | None = 0.1
+
+    @classmethod
+    def parse(cls, texts: Mapping[str, str]) -> Thresholds:
+        """The thresholds given as texts by dive's rule names (as a `.dive-ci` file names them); a
+        rule not named keeps its default. Raises ValueError for a text its rule cannot read."""
+        given: dict[str, Any] = {rule.field: rule.parse(texts[rule.name]) for rule in RULES if rule.name in texts}
+        return replace(cls(), **given)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One CI rule: the measure it checks, where its threshold is kept, which side of the threshold
+    fails and how the failure is worded."""
+
+    name: str  # dive's name
+    field: str  # the Thresholds field that holds its threshold
+    parse: Callable[[str], float | None]
+    measure: Callable[[ImageFiles], float]
+    fails_below: bool  # the threshold is the least value allowed (else the most)
+    failure: str  # the message of a failure, with {measured} and {threshold}
+
+    def check(self, files: ImageFiles, thresholds: Thresholds) -> RuleResult:
+        threshold = getattr(thresholds, self.field)
+        if threshold is None:
+            return RuleResult(self.name, RuleStatus.SKIP, "rule disabled")
+        measured = self.measure(files)
+        if (measured < threshold) if self.fails_below else (measured > threshold):
+            return RuleResult(self.name, RuleStatus.FAIL, self.failure.format(measured=measured, threshold=threshold))
+        return RuleResult(self.name, RuleStatus.PASS, "")
+
+
+RULES = (
+    Rule(
+        "lowestEfficiency",
+        "lowest_efficiency",
+        parse_ratio,
+        lambda files: files.efficiency,
+        fails_below=True,
+        failure="image efficiency is too low (efficiency={measured:.4f} < threshold={threshold})",
+    ),
+    Rule(
+        "highestWastedBytes",
+        "highest_wasted_bytes",
+        parse_bytes,
+        lambda files: files.wasted_bytes,
+        fails_below=False,
+        failure="too many bytes wasted (wasted-bytes={measured} > threshold={threshold})",
+    ),
+    Rule(
+        "highestUserWastedPercent",
+        "highest_user_wasted_percent",
+        partial(parse_ratio, most=None),
+        lambda files: files.user_wasted_ratio,
+        fails_below=False,
+        failure="too many bytes wasted, relative to the user bytes added "
+        "(%-user-wasted-bytes={measured:.4f} > threshold={threshold})",
+    ),
+)
+
+
+def evaluate(files: ImageFiles, thresholds: Thresholds) -> list[RuleResult]:
+    """Each rule's result, in dive's order."""
+    return [rule.check(files, thresholds) for rule in RULES]

@@ -62,10 +62,11 @@ def event_batch(event: Mapping[str, Any]) -> EventBatch:
 
 
 class EventStream:
-    """An open `GET /events` stream and the client that holds its connection.
+    """An open `GET /events` stream and the client that holds its connection: an `EventFeed`.
 
-    Iterate it in one thread; `close()` from any other thread ends the iteration (and is safe to
-    call more than once)."""
+    Iterate it in one thread for what each event touched (events that change nothing listed are
+    left out); `close()` from any other thread ends the iteration (and is safe to call more than
+    once)."""
 
     def __init__(self, stream: CancellableStream, client: docker.APIClient) -> None:
         self._stream = stream
@@ -73,10 +74,10 @@ class EventStream:
         self._lock = threading.Lock()
         self._closed = False
 
-    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+    def __iter__(self) -> Iterator[EventBatch]:
         for event in self._stream:
-            if isinstance(event, Mapping):
-                yield event
+            if isinstance(event, Mapping) and (batch := event_batch(event)):
+                yield batch
 
     def close(self) -> None:
         with self._lock:

@@ -205,32 +205,51 @@ def _apply_layer(filesystem: _Filesystem, index: int, diff_id: str, listing: Lay
     implied: dict[str, FileChange] = {}
     added = modified = size = entry_count = directories = 0
     file_type, dir_type = EntryType.FILE, EntryType.DIR
+    # Looked up once: each attribute of an Enum class goes through EnumType's __getattr__ slot.
+    added_status, modified_status, unchanged_status = FileStatus.ADDED, FileStatus.MODIFIED, FileStatus.UNCHANGED
     append, make = changes.append, tuple.__new__  # tuple.__new__ skips the NamedTuple constructor's call
+    # The parent of the last path added and its set of children: both layer sources list a
+    # directory's entries one after another, so most new paths skip hashing their parent's path.
+    # Forgotten whenever a removal may have dropped that directory.
+    last_parent: str | None = None
+    siblings: set[str] = set()
     for entry in listing.entries:
         path = entry.path
         if not path:
             continue
         entry_count += 1
+        entry_type = entry.type
         lower = paths.get(path)
         if lower is None or (implied and implied.pop(path, None) is not None):
             if lower is None:
                 parent = path.rpartition("/")[0]
-                if parent and parent not in paths:
-                    filesystem.ensure_parents(path, index, implied)
-                kids = children.get(parent)
-                if kids is None:
-                    children[parent] = {path}
-                else:
-                    kids.add(path)
+                if parent != last_parent:
+                    if parent and parent not in paths:
+                        filesystem.ensure_parents(path, index, implied)
+                    kids = children.get(parent)
+                    if kids is None:
+                        kids = children[parent] = set()
+                    last_parent, siblings = parent, kids
+                siblings.add(path)
             paths[path] = (entry, index)
             added += 1
-            status = FileStatus.ADDED
+            status = added_status
         else:
-            status = _replace(filesystem, path, lower, entry)
-            if status is FileStatus.MODIFIED:
-                modified += 1
-                filesystem.put(entry, index)
-        entry_type = entry.type
+            old = lower[0]
+            if (
+                entry_type is dir_type
+                and old.type is dir_type
+                and old.mode == entry.mode
+                and old.uid == entry.uid
+                and old.gid == entry.gid
+            ):
+                status = unchanged_status  # a directory the layer only passes through: _replace's usual case
+            else:
+                status = _replace(filesystem, path, lower, entry)
+                if status is modified_status:
+                    modified += 1
+                    filesystem.put(entry, index)
+                    last_parent = None
         if entry_type is file_type:
             size += entry.size
         elif entry_type is dir_type:

@@ -9,13 +9,17 @@ from datetime import datetime
 from typing import Any
 
 from dockerscope.service.errors import DockerServiceError
+from dockerscope.service.values import short_id
 
 
 @dataclass(frozen=True)
 class DaemonInfo:
+    """What answers at `host`: the engine's name (`Docker`, `Podman`), its version and API version."""
+
     host: str
     engine_version: str
     api_version: str
+    engine: str = "Docker"
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class ImageSummary:
 
     @property
     def short_id(self) -> str:
-        return self.id.removeprefix("sha256:")[:12]
+        return short_id(self.id)
 
     @property
     def dangling(self) -> bool:
@@ -143,7 +147,7 @@ class LayerRow:
 
     @property
     def short_diff_id(self) -> str:
-        return self.diff_id.removeprefix("sha256:")[:12] if self.diff_id else ""
+        return short_id(self.diff_id) if self.diff_id else ""
 
 
 @dataclass(frozen=True)

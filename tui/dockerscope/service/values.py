@@ -67,3 +67,8 @@ def parse_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.year > 1 else None
+
+
+def short_id(object_id: str) -> str:
+    """The first 12 hex digits an id is shown by, as the docker CLI shows it (`sha256:` left out)."""
+    return object_id.removeprefix("sha256:")[:12]

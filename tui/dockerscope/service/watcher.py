@@ -1,5 +1,6 @@
-"""Keeps a snapshot of the daemon fresh: its event stream for changes as they happen, a slow poll
-as a safety net.
+"""Keeps a snapshot of a source fresh: its update stream for changes as they happen, a slow poll
+as a safety net. A source without an update stream (`capabilities.events` False) is polled every
+`interval`, and nothing else.
 
 The stream is read in a daemon thread of its own, which hands each event to the event loop. The
 loop gathers what events touched and refreshes just that, at most once per `COALESCE_SECONDS`, so
@@ -20,13 +21,12 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
-from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import DockerServiceError
-from dockerscope.service.events import EventStream, event_batch
 from dockerscope.service.models import EventBatch, WatchUpdate
+from dockerscope.service.source import EventFeed, ImageSource
 
 # A refresh waits this long after the first event of a burst, for its siblings (create, start…).
 SETTLE_SECONDS = 0.01
@@ -45,15 +45,17 @@ HEALTHY_SECONDS = 10.0
 class Watcher:
     """Produces `WatchUpdate`s for as long as `updates()` is iterated."""
 
-    def __init__(self, service: DockerService, interval: float) -> None:
-        self.service = service
+    def __init__(self, source: ImageSource, interval: float) -> None:
+        self.source = source
+        # A source without an update stream is polled every `interval` and never reconnects.
+        self._follows_events = source.capabilities.events
         self.interval = interval
         self._wake = asyncio.Event()
         self._pending = EventBatch()
         self._pending_since: float | None = None
         self._full_poll_due = 0.0
         self._poll_requested = True
-        self._stream: EventStream | None = None
+        self._stream: EventFeed | None = None
         self._stream_lock = threading.Lock()
         self._stopped = False
         self._live = False
@@ -87,7 +89,7 @@ class Watcher:
         try:
             while not self._stopped:
                 now = time.monotonic()
-                if not (self._live or self._connecting) and now >= self._reconnect_at:
+                if self._stream_down() and now >= self._reconnect_at:
                     self._connect(loop)
                 if self._poll_requested or now >= self._poll_due():
                     yield await self._full_poll()
@@ -113,25 +115,26 @@ class Watcher:
         self._pending, self._pending_since = EventBatch(), None
         self._last_poll = time.monotonic()
         try:
-            snapshot = await self.service.snapshot()
+            snapshot = await self.source.snapshot()
         except DockerServiceError as error:
             self._poll_failed = True
             self._full_poll_due = time.monotonic() + self.retry_interval
             return WatchUpdate(snapshot=None, error=error, live=self._live)
         now = time.monotonic()
-        if self._poll_failed and not (self._live or self._connecting):
+        if self._poll_failed and self._stream_down():
             # The daemon answers again (restarted?): reconnect now, not after the longest delay.
             self._losses = 0
             self._reconnect_at = now
         self._poll_failed = False
-        self._full_poll_due = now + (self.interval if self._live else self.retry_interval)
+        safety_net_only = self._live or not self._follows_events  # else the poll stands in for the stream
+        self._full_poll_due = now + (self.interval if safety_net_only else self.retry_interval)
         return WatchUpdate(snapshot=snapshot, error=None, live=self._live)
 
     async def _refresh(self) -> WatchUpdate:
         batch, self._pending, self._pending_since = self._pending, EventBatch(), None
         self._last_refresh = time.monotonic()
         try:
-            snapshot = await self.service.refresh(batch)
+            snapshot = await self.source.refresh(batch)
         except DockerServiceError as error:
             self._poll_requested = True  # a failed refresh may have lost changes: start over
             return WatchUpdate(snapshot=None, error=error, live=self._live)
@@ -148,9 +151,13 @@ class Watcher:
         deadline = self._poll_due()
         if self._pending:
             deadline = min(deadline, self._refresh_due())
-        if not (self._live or self._connecting):
+        if self._stream_down():
             deadline = min(deadline, self._reconnect_at)
         return deadline
+
+    def _stream_down(self) -> bool:
+        """The source has an update stream, and it is neither open nor being opened."""
+        return self._follows_events and not (self._live or self._connecting)
 
     async def _sleep(self, seconds: float) -> None:
         """Until the deadline, or until an event, a lost stream or a poll request wakes us."""
@@ -169,7 +176,7 @@ class Watcher:
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
         """The reader thread: open the stream, then hand every event to the loop until it ends."""
         try:
-            stream = self.service.open_event_stream()
+            stream = self.source.open_event_stream()
         except DockerServiceError:
             _call_soon(loop, self._on_stream_failed)
             return
@@ -181,8 +188,8 @@ class Watcher:
         _call_soon(loop, self._on_stream_open)
         # Whatever ends the stream (the daemon going away, a proxy, garbage), the loop reconnects.
         with contextlib.suppress(Exception):
-            for event in stream:
-                _call_soon(loop, self._on_event, event)
+            for batch in stream:
+                _call_soon(loop, self._on_event, batch)
         with self._stream_lock:
             if self._stream is stream:
                 self._stream = None
@@ -210,10 +217,7 @@ class Watcher:
         self._reconnect_at = now + RECONNECT_DELAYS[min(self._losses, len(RECONNECT_DELAYS) - 1)]
         self._losses += 1
 
-    def _on_event(self, event: Mapping[str, Any]) -> None:
-        batch = event_batch(event)
-        if not batch:
-            return
+    def _on_event(self, batch: EventBatch) -> None:
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending = self._pending | batch

@@ -11,7 +11,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from dockerscope.service import DockerService, DockerServiceError, Watcher
+from dockerscope.service import DockerServiceError, ImageSource, Watcher
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
@@ -42,11 +42,11 @@ class DockerscopeApp(App[None]):
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
 
-    def __init__(self, service: DockerService, interval: float) -> None:
+    def __init__(self, source: ImageSource, interval: float) -> None:
         super().__init__()
-        self.service = service
-        self.watcher = Watcher(service, interval)
-        self.explorer = ExplorerScreen(service)
+        self.source = source
+        self.watcher = Watcher(source, interval)
+        self.explorer = ExplorerScreen(source)
         self._connection_screen: ConnectionScreen | None = None
         self._data_shown = False
 
@@ -111,10 +111,11 @@ class DockerscopeApp(App[None]):
 
     def on_unmount(self) -> None:
         self.watcher.stop()
-        self.service.close()
+        self.source.close()
 
 
-def create_app(service: DockerService, interval: float) -> DockerscopeApp:
-    """Build the app around a service, so tests can hand it any daemon. `interval`: seconds between
-    the safety-net polls while the event stream is up."""
-    return DockerscopeApp(service, interval=interval)
+def create_app(source: ImageSource, interval: float) -> DockerscopeApp:
+    """Build the app around an image source (a daemon's `DockerService`, or any other `ImageSource`).
+    `interval`: seconds between the safety-net polls while the event stream is up, or between all
+    polls when the source has no event stream."""
+    return DockerscopeApp(source, interval=interval)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.reactive import var
 
-from dockerscope.service import ContainerSummary, ImageSummary
+from dockerscope.service import ContainerSummary, ImageSummary, short_id
 from dockerscope.ui.format import plain, relative_time, relative_time_changes_at
 from dockerscope.ui.object_list import ObjectList
 
@@ -39,9 +41,12 @@ class ContainerList(ObjectList[ContainerSummary]):
         Binding("a", "all_containers", "All containers", id="containers.all"),
     ]
 
+    # Only the containers of this image (None: all of them). A view setting like ObjectList's: setting
+    # it shows the list again, also to the scope it has (`c` twice on one image, `a` with no scope).
+    image_scope: var[ImageSummary | None] = var(None, init=False, always_update=True)
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.image_scope: ImageSummary | None = None
         self._image_names: dict[str, str] = {}
 
     def set_image_names(self, images: dict[str, str]) -> None:
@@ -54,7 +59,7 @@ class ContainerList(ObjectList[ContainerSummary]):
         """The image's tag; its short id when the tag is gone (as `docker ps` does)."""
         if item.image and not item.image.startswith("sha256:") and item.image != item.image_id:
             return item.image
-        return self._image_names.get(item.image_id) or item.image_id.removeprefix("sha256:")[:12]
+        return self._image_names.get(item.image_id) or short_id(item.image_id)
 
     def item_key(self, item: ContainerSummary) -> str:
         return item.id
@@ -73,27 +78,28 @@ class ContainerList(ObjectList[ContainerSummary]):
         return relative_time_changes_at(item.created, now)
 
     def sort_key(self, item: ContainerSummary) -> tuple[object, ...]:
-        if self.sort_by == "state":
+        order = self.sort_by  # once: a reactive costs more to read than a plain attribute
+        if order == "state":
             return (item.state, item.name)
-        if self.sort_by == "image":
+        if order == "image":
             return (self.image_label(item), item.name)
-        if self.sort_by == "created":
+        if order == "created":
             return (-(item.created.timestamp() if item.created else 0.0), item.name)
         return (item.name, item.id)
 
     def matches(self, item: ContainerSummary, needle: str) -> bool:
         return any(needle in text.lower() for text in (item.name, item.id, item.state, self.image_label(item)))
 
-    def is_listed(self, item: ContainerSummary) -> bool:
-        return self.image_scope is None or item.image_id == self.image_scope.id
+    def listed(self) -> Callable[[ContainerSummary], bool] | None:
+        scope = self.image_scope
+        return None if scope is None else lambda item: item.image_id == scope.id
 
     def view_notes(self) -> list[str]:
         scope = [f"image {self.image_scope.name}"] if self.image_scope else []
         return [*scope, *super().view_notes()]
 
-    def scope_to(self, image: ImageSummary | None) -> None:
-        self.image_scope = image
+    def _watch_image_scope(self) -> None:
         self.refresh_rows()
 
     def action_all_containers(self) -> None:
-        self.scope_to(None)
+        self.image_scope = None

@@ -19,12 +19,13 @@ from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     ContainerDetail,
     ContainerSummary,
-    DockerService,
     DockerServiceError,
     ImageContext,
     ImageDetail,
+    ImageSource,
     ImageSummary,
     Snapshot,
+    short_id,
 )
 from dockerscope.ui.changes_screen import ChangesScreen
 from dockerscope.ui.container_list import ContainerList
@@ -51,9 +52,9 @@ class ExplorerScreen(Screen[None]):
         Binding("slash", "filter", "Filter", id="lists.filter"),
     ]
 
-    def __init__(self, service: DockerService) -> None:
+    def __init__(self, source: ImageSource) -> None:
         super().__init__()
-        self._service = service
+        self._source = source
         self._snapshot: Snapshot | None = None
         self._subject: Subject | None = None
         self._active_list = "images"
@@ -86,17 +87,24 @@ class ExplorerScreen(Screen[None]):
         self.query_one("#containers-pane").border_title = "4 Containers"
         for field in self.query(FilterInput):
             field.display = False
-        self.query_one(StatusBar).show_connecting(self._service.host)
+        self.query_one("#containers-pane").display = self._source.capabilities.containers
+        self.query_one(StatusBar).show_connecting(self._source.host)
         self.query_one(ImageList).focus()
 
     def focus_pane(self, pane_id: str) -> None:
+        if pane_id == "containers" and not self._source.capabilities.containers:
+            self._tell_unsupported("has no containers")
+            return
         self.set_focus(self.query_one(f"#{pane_id}"))
+
+    def _tell_unsupported(self, what: str) -> None:
+        self.notify(sanitize(f"{self._source.host} {what}."), severity="information", markup=False)
 
     # Data from the watcher.
 
     def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
         previous, self._snapshot = self._snapshot, snapshot
-        self.query_one(StatusBar).show_snapshot(snapshot, live)
+        self.query_one(StatusBar).show_snapshot(snapshot, live, self._source.capabilities.events)
         containers = self.query_one(ContainerList)
         containers.set_image_names({image.id: image.name for image in snapshot.images if image.tags})
         self.query_one(ImageList).show_items(snapshot.images)
@@ -130,7 +138,7 @@ class ExplorerScreen(Screen[None]):
     @on(FilterInput.Changed)
     def _filter_changed(self, event: FilterInput.Changed) -> None:
         target = "#containers" if event.input.id == "containers-filter" else "#images"
-        self.query_one(target, ObjectList).set_filter(event.value)
+        self.query_one(target, ObjectList).filter_text = event.value
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         widget = event.widget
@@ -145,9 +153,12 @@ class ExplorerScreen(Screen[None]):
             self._select(event.item)
 
     def action_containers_of_image(self) -> None:
+        if not self._source.capabilities.containers:
+            self._tell_unsupported("has no containers")
+            return
         image = self.query_one(ImageList).highlighted_item
         containers = self.query_one(ContainerList)
-        containers.scope_to(image)
+        containers.image_scope = image
         self.set_focus(containers)
 
     def action_image_of_container(self) -> None:
@@ -157,16 +168,15 @@ class ExplorerScreen(Screen[None]):
         images = self.query_one(ImageList)
         image = images.find(container.image_id)
         if image is None:
-            short_id = container.image_id.removeprefix("sha256:")[:12]
+            shown_id = short_id(container.image_id)
             self.notify(
-                sanitize(f"The image of {sanitize(container.name, 120)} ({short_id}) is not present locally."),
+                sanitize(f"The image of {sanitize(container.name, 120)} ({shown_id}) is not present locally."),
                 severity="warning",
                 markup=False,
             )
             return
         if not images.move_to(container.image_id):
-            images.show_dangling = True
-            images.set_filter("", keep=image)
+            images.show_all(keep=image)
             self.query_one("#images-filter", FilterInput).action_clear_filter()
         self.set_focus(images)
 
@@ -196,11 +206,11 @@ class ExplorerScreen(Screen[None]):
         await asyncio.sleep(DETAIL_DEBOUNCE_SECONDS)
         try:
             if isinstance(subject, ContainerSummary):
-                container = await self._service.container_detail(subject)
+                container = await self._source.container_detail(subject)
                 self.post_message(ContainerDetailReady(container))
                 image = container.image
             else:
-                image = await self._service.image_detail(subject)
+                image = await self._source.image_detail(subject)
                 self.post_message(DetailReady(image))
             if image is not None:
                 await self._load_context(image.id)
@@ -211,7 +221,7 @@ class ExplorerScreen(Screen[None]):
         snapshot = self._snapshot
         summary = next((image for image in snapshot.images if image.id == image_id), None) if snapshot else None
         if snapshot is not None and summary is not None:
-            self.post_message(ContextReady(image_id, await self._service.image_context(summary, snapshot)))
+            self.post_message(ContextReady(image_id, await self._source.image_context(summary, snapshot)))
 
     @work(group="context", exclusive=True)
     async def _reload_context(self, image_id: str) -> None:
@@ -316,22 +326,25 @@ class ExplorerScreen(Screen[None]):
         if event.row is None:
             if self._container_detail is None or not isinstance(subject, ContainerSummary):
                 return
-            if event.details or detail is None:
+            if event.details or detail is None or not self._source.capabilities.layer_contents:
                 self.app.push_screen(ChangesScreen(subject.name, self._container_detail.writable))
             else:
                 target = ContentsTarget(subject.name, detail.id, subject.id, detail.layers.instructions())
-                self.app.push_screen(LayerContentsScreen(self._service, target))
+                self.app.push_screen(LayerContentsScreen(self._source, target))
             return
         if not event.details and event.row.layer_index is not None and detail is not None and subject is not None:
+            if not self._source.capabilities.layer_contents:
+                self._tell_unsupported("cannot list what is inside a layer (i shows the layer's details)")
+                return
             name = subject.name if isinstance(subject, ImageSummary) else f"image of {subject.name}"
             target = ContentsTarget(name, detail.id, instructions=detail.layers.instructions())
-            self.app.push_screen(LayerContentsScreen(self._service, target, event.row.layer_index))
+            self.app.push_screen(LayerContentsScreen(self._source, target, event.row.layer_index))
             return
         sharers = None
         if self._image_context is not None and event.row.chain_id:
             names = {image.id: image.name for image in (self._snapshot.images if self._snapshot else ())}
             ids = self._image_context.sharers.get(event.row.chain_id, ())
-            sharers = [names.get(image_id, image_id.removeprefix("sha256:")[:12]) for image_id in ids]
+            sharers = [names.get(image_id, short_id(image_id)) for image_id in ids]
         self.app.push_screen(LayerInfoScreen(event.row, sharers))
 
 

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from dockerscope import clock
 from dockerscope.sanitize import sanitize
+from dockerscope.units import human_bytes
 
 
 def plain(value: object, style: str = "", max_chars: int | None = 500) -> Text:
@@ -19,9 +20,7 @@ def plain(value: object, style: str = "", max_chars: int | None = 500) -> Text:
 
 def human_size(size: int) -> str:
     """Decimal units with three significant digits, as the docker CLI prints them (`2.29MB`)."""
-    if size < 1000:
-        return f"{size}B"
-    return humanize.naturalsize(size, format="%.3g").replace(" ", "")
+    return human_bytes(size)
 
 
 def relative_time(moment: datetime | None, now: datetime | None = None) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.reactive import var
 
 from dockerscope.service import ImageSummary
 from dockerscope.ui.format import human_size, plain, relative_time, relative_time_changes_at
@@ -29,9 +31,7 @@ class ImageList(ObjectList[ImageSummary]):
         Binding("c", "screen.containers_of_image", "Its containers", id="images.containers"),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.show_dangling = True
+    show_dangling = var(True, init=False)
 
     def item_key(self, item: ImageSummary) -> str:
         return item.id
@@ -50,21 +50,31 @@ class ImageList(ObjectList[ImageSummary]):
         return relative_time_changes_at(item.created, now)
 
     def sort_key(self, item: ImageSummary) -> tuple[object, ...]:
-        if self.sort_by == "size":
+        order = self.sort_by  # once: a reactive costs more to read than a plain attribute
+        if order == "size":
             return (-item.size, item.name)
-        if self.sort_by == "created":
+        if order == "created":
             return (-(item.created.timestamp() if item.created else 0.0), item.name)
         return (item.dangling, item.name, item.id)
 
     def matches(self, item: ImageSummary, needle: str) -> bool:
         return any(needle in tag.lower() for tag in item.tags) or needle in item.id.lower()
 
-    def is_listed(self, item: ImageSummary) -> bool:
-        return self.show_dangling or not item.dangling
+    def listed(self) -> Callable[[ImageSummary], bool] | None:
+        return None if self.show_dangling else lambda item: not item.dangling
 
     def view_notes(self) -> list[str]:
         return [*super().view_notes(), *([] if self.show_dangling else ["dangling hidden"])]
 
+    def _watch_show_dangling(self) -> None:
+        self.refresh_rows()
+
+    def show_all(self, keep: ImageSummary) -> None:
+        """List every image, dangling or not, unfiltered, with the cursor on `keep`: both settings
+        change at once, in one refresh."""
+        self.set_reactive(ImageList.show_dangling, True)
+        self.set_reactive(ImageList.filter_text, "")
+        self.refresh_rows(keep)
+
     def action_toggle_dangling(self) -> None:
         self.show_dangling = not self.show_dangling
-        self.refresh_rows()

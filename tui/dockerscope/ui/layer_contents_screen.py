@@ -19,10 +19,10 @@ from textual.widgets import DataTable, ProgressBar, Static
 
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
-    DockerService,
     FileChange,
     ImageContents,
     ImageFiles,
+    ImageSource,
     ReadCancelled,
     ReadProgress,
     filesystem_at,
@@ -62,9 +62,9 @@ class LayerContentsScreen(Screen[None]):
         Binding("w", "focus_wasted", "Wasted paths", id="contents.wasted"),
     ]
 
-    def __init__(self, service: DockerService, target: ContentsTarget, layer: int | None = None) -> None:
+    def __init__(self, source: ImageSource, target: ContentsTarget, layer: int | None = None) -> None:
         super().__init__()
-        self._service = service
+        self._source = source
         self._target = target
         self._layer = layer
         self._contents: ImageContents | None = None
@@ -116,11 +116,11 @@ class LayerContentsScreen(Screen[None]):
         target = self._target
         try:
             if target.container_id is not None:
-                contents = await self._service.container_contents(
+                contents = await self._source.container_contents(
                     target.container_id, cancel=self._cancel, on_progress=self._report
                 )
             else:
-                contents = await self._service.image_contents(
+                contents = await self._source.image_contents(
                     target.image_id, cancel=self._cancel, on_progress=self._report
                 )
         except ReadCancelled:
@@ -149,7 +149,7 @@ class LayerContentsScreen(Screen[None]):
 
     def _tell_cache_problem(self) -> None:
         """Once per run: the disk cache is not used (its directory is not the user's alone)."""
-        if (problem := self._service.take_cache_problem()) is not None:
+        if (problem := self._source.take_cache_problem()) is not None:
             self.app.notify(sanitize(problem), title="Layer cache", severity="warning", markup=False)
 
     def on_contents_failed(self, message: ContentsFailed) -> None:

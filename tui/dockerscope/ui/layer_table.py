@@ -3,6 +3,7 @@ below a boundary line, and a container's writable layer on top."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
@@ -91,14 +92,13 @@ class LayerTable(DataTable[Text]):
         Binding("k", "cursor_up", "Up", show=False),
     ]
 
+    @dataclass(repr=False)
     class Chosen(Message):
         """Enter (contents) or i (`details`) on a row: a history entry (its row), or the writable
         layer (row None)."""
 
-        def __init__(self, row: LayerRow | None, details: bool = False) -> None:
-            super().__init__()
-            self.row = row
-            self.details = details
+        row: LayerRow | None
+        details: bool = False
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")

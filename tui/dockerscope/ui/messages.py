@@ -1,6 +1,12 @@
-"""Typed messages workers post to the UI; widgets change only in their handlers."""
+"""Typed messages workers post to the UI; widgets change only in their handlers.
+
+Messages are dataclasses, as Textual's own are (`Message.__post_init__` does what its `__init__`
+does). `repr=False` keeps Message's short repr: a generated one would write out a whole snapshot
+or layer listing wherever Textual logs a message."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from textual.message import Message
 
@@ -20,15 +26,20 @@ from dockerscope.service import (
 REASON_CHARS = 300
 
 
+@dataclass(frozen=True)
 class Problem:
     """What went wrong, as two lines safe to show: the kind of trouble and the (sanitised) reason.
 
     Workers turn every exception into one of these, so an error type nobody expected (a bug, or
-    a service promise broken by a strange answer) is shown instead of ending the app."""
+    a service promise broken by a strange answer) is shown instead of ending the app. Both lines
+    are sanitised however a Problem is made."""
 
-    def __init__(self, headline: str, reason: str) -> None:
-        self.headline = sanitize(headline, max_chars=REASON_CHARS)
-        self.reason = sanitize(reason, max_chars=REASON_CHARS)
+    headline: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headline", sanitize(self.headline, max_chars=REASON_CHARS))
+        object.__setattr__(self, "reason", sanitize(self.reason, max_chars=REASON_CHARS))
 
     @classmethod
     def of(cls, error: Exception) -> Problem:
@@ -39,55 +50,47 @@ class Problem:
         return cls("Unexpected error", f"{type(error).__name__}: {error}")
 
 
+@dataclass(repr=False)
 class WatchUpdated(Message):
-    def __init__(self, update: WatchUpdate) -> None:
-        super().__init__()
-        self.update = update
+    update: WatchUpdate
 
 
+@dataclass(repr=False)
 class DetailReady(Message):
-    def __init__(self, detail: ImageDetail) -> None:
-        super().__init__()
-        self.detail = detail
+    detail: ImageDetail
 
 
+@dataclass(repr=False)
 class ContainerDetailReady(Message):
-    def __init__(self, detail: ContainerDetail) -> None:
-        super().__init__()
-        self.detail = detail
+    detail: ContainerDetail
 
 
+@dataclass(repr=False)
 class ContextReady(Message):
     """Sharing and base image of `image_id`, worked out after its details."""
 
-    def __init__(self, image_id: str, context: ImageContext) -> None:
-        super().__init__()
-        self.image_id = image_id
-        self.context = context
+    image_id: str
+    context: ImageContext
 
 
+@dataclass(repr=False)
 class DetailFailed(Message):
-    def __init__(self, object_id: str, problem: Problem) -> None:
-        super().__init__()
-        self.object_id = object_id
-        self.problem = problem
+    object_id: str
+    problem: Problem
 
 
+@dataclass(repr=False)
 class ContentsProgress(Message):
     """How far reading the layers has come (posted from the reading thread)."""
 
-    def __init__(self, progress: ReadProgress) -> None:
-        super().__init__()
-        self.progress = progress
+    progress: ReadProgress
 
 
+@dataclass(repr=False)
 class ContentsLoaded(Message):
-    def __init__(self, contents: ImageContents) -> None:
-        super().__init__()
-        self.contents = contents
+    contents: ImageContents
 
 
+@dataclass(repr=False)
 class ContentsFailed(Message):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__()
-        self.problem = problem
+    problem: Problem

@@ -6,18 +6,22 @@ the same height, on its neighbour."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.reactive import var
 from textual.widgets import DataTable
 
 from dockerscope import clock
 
 Item = TypeVar("Item")
+# The messages' own type variable: a nested class cannot be generic in its outer class's.
+MessageItem = TypeVar("MessageItem")
 
 MIN_FLEXIBLE_WIDTH = 16
 # More rows coming and going than this at once (a new filter, a prune) rebuild the table instead:
@@ -43,40 +47,47 @@ class ObjectList(DataTable[Text], Generic[Item]):
         Binding("k", "cursor_up", "Up", show=False),
     ]
 
-    class Highlighted(Message):
+    # The view. Setting one shows the list again (its watcher calls refresh_rows); the filter also
+    # when it is set to the value it has (always_update: the filter input cleared after `show_all`
+    # cleared the filter), as cycling always changes the sort. Never on mount (init=False): the
+    # first rows come with show_items. `sort_by`, not `sort_order`: a reactive must not shadow
+    # Widget.sort_order.
+    sort_by = var("", init=False)  # the first of SORT_ORDERS, set in __init__
+    filter_text = var("", init=False, always_update=True)
+
+    # Messages are dataclasses, as in ui/messages.py (repr=False: see there).
+    @dataclass(repr=False)
+    class Highlighted(Generic[MessageItem], Message):
         """The cursor is on another object (None: the list is empty)."""
 
-        def __init__(self, object_list: ObjectList[Any], item: Any) -> None:
-            super().__init__()
-            self.object_list = object_list
-            self.item = item
+        object_list: ObjectList[MessageItem]
+        item: MessageItem | None
 
         @property
-        def control(self) -> ObjectList[Any]:
+        def control(self) -> ObjectList[MessageItem]:
             return self.object_list
 
-    class ViewChanged(Message):
+    @dataclass(repr=False)
+    class ViewChanged(Generic[MessageItem], Message):
         """Sort, filter or another view setting changed what is listed."""
 
-        def __init__(self, object_list: ObjectList[Any]) -> None:
-            super().__init__()
-            self.object_list = object_list
+        object_list: ObjectList[MessageItem]
 
         @property
-        def control(self) -> ObjectList[Any]:
+        def control(self) -> ObjectList[MessageItem]:
             return self.object_list
 
-    class Ordered(Message, bubble=False):
+    @dataclass(repr=False)
+    class Ordered(Generic[MessageItem], Message, bubble=False):
         """A thread has filtered and sorted the objects for the refresh numbered `generation`."""
 
-        def __init__(self, generation: int, wanted: list[Any], left_out: int) -> None:
-            super().__init__()
-            self.generation = generation
-            self.wanted = wanted
-            self.left_out = left_out
+        generation: int
+        wanted: list[MessageItem]
+        left_out: int
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.set_reactive(ObjectList.sort_by, self.SORT_ORDERS[0])
         self._items: dict[str, Item] = {}
         self._generation = 0
         self._keep: Item | None = None
@@ -85,8 +96,6 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._rendered: dict[str, tuple[Text, ...]] = {}
         self._cell_cache: dict[str, tuple[Item, datetime | None, tuple[Text, ...]]] = {}
         self._flexible_width = 0
-        self.sort_by = self.SORT_ORDERS[0]
-        self.filter_text = ""
         self.rows_left_out = 0
 
     # What a subclass says about its objects.
@@ -107,9 +116,11 @@ class ObjectList(DataTable[Text], Generic[Item]):
     def matches(self, item: Item, needle: str) -> bool:
         raise NotImplementedError
 
-    def is_listed(self, item: Item) -> bool:
-        """Beyond the text filter: may this object be listed at all (e.g. dangling images)?"""
-        return True
+    def listed(self) -> Callable[[Item], bool] | None:
+        """Beyond the text filter: which objects may be listed at all (e.g. no dangling images);
+        None: every one. Asked once an order, as reading a view setting (a reactive) for every
+        object would cost more than the filter itself."""
+        return None
 
     def view_notes(self) -> list[str]:
         """Words for the pane's subtitle about what the view hides."""
@@ -162,10 +173,6 @@ class ObjectList(DataTable[Text], Generic[Item]):
             del self._cell_cache[key]
         self.refresh_rows()
 
-    def set_filter(self, text: str, keep: Item | None = None) -> None:
-        self.filter_text = text
-        self.refresh_rows(keep)
-
     def move_to(self, key: str) -> bool:
         """Put the cursor on the object with this key, if it is listed."""
         if key not in self._shown:
@@ -196,16 +203,18 @@ class ObjectList(DataTable[Text], Generic[Item]):
 
         self.run_worker(order, thread=True, group="order", description="order the list")
 
-    def on_object_list_ordered(self, message: Ordered) -> None:
+    def on_object_list_ordered(self, message: Ordered[Item]) -> None:
         if message.generation == self._generation:
             self._show_order(message.wanted, message.left_out)
 
     def _order(self, items: list[Item], needle: str) -> tuple[list[Item], int]:
         """The objects to list, in order and at most MAX_ROWS of them, and how many more there are."""
-        wanted = sorted(
-            (item for item in items if self.is_listed(item) and (not needle or self.matches(item, needle))),
-            key=self.sort_key,
-        )
+        listed = self.listed()
+        if listed is not None:
+            items = [item for item in items if listed(item)]
+        if needle:
+            items = [item for item in items if self.matches(item, needle)]
+        wanted = sorted(items, key=self.sort_key)
         left_out = max(len(wanted) - MAX_ROWS, 0)
         del wanted[MAX_ROWS:]
         return wanted, left_out
@@ -310,7 +319,12 @@ class ObjectList(DataTable[Text], Generic[Item]):
         event.stop()
         self.post_message(self.Highlighted(self, self.highlighted_item))
 
+    def _watch_sort_by(self) -> None:
+        self.refresh_rows()
+
+    def _watch_filter_text(self) -> None:
+        self.refresh_rows()
+
     def action_cycle_sort(self) -> None:
         orders = self.SORT_ORDERS
         self.sort_by = orders[(orders.index(self.sort_by) + 1) % len(orders)]
-        self.refresh_rows()

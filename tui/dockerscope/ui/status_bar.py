@@ -22,17 +22,20 @@ class StatusBar(Static):
         line.append_text(plain(host))
         self.update(line)
 
-    def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
-        """`live`: the event stream is up and changes show at once; else dockerscope polls."""
+    def show_snapshot(self, snapshot: Snapshot, live: bool, has_events: bool = True) -> None:
+        """`live`: the event stream is up and changes show at once; else dockerscope polls, because
+        the stream is down or (`has_events` False) the source has none."""
         self._shown_at = snapshot.taken_at
         daemon = snapshot.daemon
         if live:
             line = Text.assemble(("● live", "green"))
+        elif not has_events:
+            line = Text.assemble(("● polling", "green"))
         else:
             line = Text.assemble(("● polling", "yellow"), (" (event stream down, reconnecting)", "yellow"))
         line.append(" · ")
         line.append_text(plain(daemon.host))
-        line.append_text(plain(f" · Docker {daemon.engine_version} (API {daemon.api_version})"))
+        line.append_text(plain(f" · {daemon.engine} {daemon.engine_version} (API {daemon.api_version})"))
         line.append(
             f" · {counted(len(snapshot.images), 'image')} · {counted(snapshot.container_count, 'container')}"
             f" ({snapshot.running_count} running) · updated {snapshot.taken_at.astimezone():%H:%M:%S}"
