@@ -32,4 +32,7 @@ bash scripts/build-fixtures.sh
 "$venv/bin/ruff" format --check .
 "$venv/bin/mypy"                                   # the package, default checks
 "$venv/bin/mypy" --strict tui/dockerscope/service  # the service layer, strict
-"$venv/bin/python" -m pytest "$@"
+# Two pytest-xdist workers: the daemon tests all run on one (tests/conftest.py groups them), the
+# rest are spread over both. Most tests spend their time waiting (on the daemon, a terminal, a
+# timer), and two workers overlap that waiting.
+"$venv/bin/python" -m pytest -n 2 --dist loadgroup "$@"

@@ -20,8 +20,10 @@ import pytest
 from dockerscope.service import Connection, DockerService
 from images import import_tiny_image
 
-# Layer listings are cached under XDG_CACHE_HOME: keep the tests' cache out of the user's.
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dockerscope-test-cache-")
+# Layer listings are cached under XDG_CACHE_HOME: keep the tests' cache out of the user's. One
+# directory per process (each pytest-xdist worker has its own), removed when the process ends.
+_TEST_CACHE = tempfile.TemporaryDirectory(prefix="dockerscope-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE.name
 
 # CPython before 3.11.8 and 3.12.2 counts the nesting of the AST it builds in one counter for the
 # whole interpreter (python/cpython#106905): an AST built while another is under way makes that one
@@ -85,14 +87,20 @@ FIXTURE_CONTAINERS = (RUNNING_CONTAINER, PAUSED_CONTAINER, EXITED_CONTAINER, CRE
 # Every fixture that talks to the private dockerd (api, connection, service, throwaway_image and
 # any fixture of a test module built on them) gets its address from this one.
 DAEMON_FIXTURE = "docker_host"
+# scripts/test.sh spreads the tests over two pytest-xdist workers (`--dist loadgroup`). The daemon
+# tests share one daemon, and some assert on its whole image list or on the events it sends, so
+# they all run in this group: on one worker, one after the other.
+DAEMON_GROUP = "daemon"
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker and before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `daemon` every test whose fixtures, directly or through other fixtures, need the daemon."""
+    """Mark `daemon` every test whose fixtures, directly or through other fixtures, need the daemon,
+    and put it in DAEMON_GROUP."""
     for item in items:
         if DAEMON_FIXTURE in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.daemon)
+            item.add_marker(pytest.mark.xdist_group(DAEMON_GROUP))
 
 
 @pytest.fixture(scope="session")

@@ -301,6 +301,9 @@ def broken_events_daemon(socket_path: Path, events_answer: str) -> Iterator[_Bro
 MISBEHAVING_SECONDS = 20.0
 
 
+# Both cases mostly sleep. Under pytest-xdist (scripts/test.sh) they form one group, and groups
+# are handed out largest first: they run beside the many short tests, not last on one worker.
+@pytest.mark.xdist_group("misbehaving-event-stream")
 @pytest.mark.parametrize("events_answer", ["closes", "500"])
 async def test_an_event_stream_that_keeps_failing_costs_about_one_request_a_second(
     short_tmp: Path, events_answer: str
