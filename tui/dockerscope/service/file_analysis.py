@@ -206,7 +206,7 @@ def _apply_layer(filesystem: _Filesystem, index: int, diff_id: str, listing: Lay
     added = modified = size = entry_count = directories = 0
     file_type, dir_type = EntryType.FILE, EntryType.DIR
     # Looked up once: each attribute of an Enum class goes through EnumType's __getattr__ slot.
-    added_status, modified_status, unchanged_status = FileStatus.ADDED, FileStatus.MODIFIED, FileStatus.UNCHANGED
+    added_status, modified_status = FileStatus.ADDED, FileStatus.MODIFIED
     append, make = changes.append, tuple.__new__  # tuple.__new__ skips the NamedTuple constructor's call
     # The parent of the last path added and its set of children: both layer sources list a
     # directory's entries one after another, so most new paths skip hashing their parent's path.
@@ -218,7 +218,6 @@ def _apply_layer(filesystem: _Filesystem, index: int, diff_id: str, listing: Lay
         if not path:
             continue
         entry_count += 1
-        entry_type = entry.type
         lower = paths.get(path)
         if lower is None or (implied and implied.pop(path, None) is not None):
             if lower is None:
@@ -235,21 +234,12 @@ def _apply_layer(filesystem: _Filesystem, index: int, diff_id: str, listing: Lay
             added += 1
             status = added_status
         else:
-            old = lower[0]
-            if (
-                entry_type is dir_type
-                and old.type is dir_type
-                and old.mode == entry.mode
-                and old.uid == entry.uid
-                and old.gid == entry.gid
-            ):
-                status = unchanged_status  # a directory the layer only passes through: _replace's usual case
-            else:
-                status = _replace(filesystem, path, lower, entry)
-                if status is modified_status:
-                    modified += 1
-                    filesystem.put(entry, index)
-                    last_parent = None
+            status = _replace(filesystem, path, lower, entry)
+            if status is modified_status:
+                modified += 1
+                filesystem.put(entry, index)
+                last_parent = None
+        entry_type = entry.type
         if entry_type is file_type:
             size += entry.size
         elif entry_type is dir_type:

@@ -216,10 +216,25 @@ def _read_directories(
     progress: _Progress,
 ) -> None:
     for diff_id in dict.fromkeys(missing):
-        listings[diff_id] = listing = read_layer_dir(directories[diff_id], cancel=cancel, on_bytes=progress.report)
+        layer_bytes = _LayerBytes(progress)
+        listings[diff_id] = read_layer_dir(directories[diff_id], cancel=cancel, on_bytes=layer_bytes.report)
         progress.layers_done += 1
-        progress.bytes_before += sum(entry.size for entry in listing.entries if entry.type is EntryType.FILE)
+        progress.bytes_before += layer_bytes.seen
         progress.report()
+
+
+class _LayerBytes:
+    """Passes a layer walk's byte counts on to the progress, keeping the last: the walk's final
+    report is the layer's file bytes, with each hard-linked inode counted once, so nothing has to
+    go over the listing again to sum its files."""
+
+    def __init__(self, progress: _Progress) -> None:
+        self.progress = progress
+        self.seen = 0
+
+    def report(self, bytes_done: int) -> None:
+        self.seen = bytes_done
+        self.progress.report(bytes_done)
 
 
 def _read_export(

@@ -131,9 +131,10 @@ def read_layer_dir(
     descriptor stays open per level, so the depth is capped at `MAX_DEPTH` (`LayerTooDeep`).
 
     Checks `cancel` (raising `ReadCancelled`) and reports the file bytes seen so far to `on_bytes`
-    every few thousand entries, and once at the end. Files and directories that vanish or change
-    kind during the walk (a running container's layer) are left out; an unreadable or missing
-    `directory`, or one that is a symlink, raises OSError."""
+    every few thousand entries, and once at the end: then the bytes of the listing's FILE entries
+    (a multiply linked file's once), which callers take as the layer's size. Files and directories
+    that vanish or change kind during the walk (a running container's layer) are left out; an
+    unreadable or missing `directory`, or one that is a symlink, raises OSError."""
     # Hot loop: locals instead of globals and attributes, and tuple.__new__ called directly: it makes
     # the same LayerEntry in less than half the time of the NamedTuple's Python-level __new__.
     make = tuple.__new__
