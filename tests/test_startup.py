@@ -1,6 +1,7 @@
-"""What start-up loads and in which order, checked without a clock: a change that makes `--help`
-load docker-py or Textual, makes `analyze` load Textual, sends the first poll only after Textual
-has loaded, or leaves the cycle collector off, fails here (benchmarks/startup.py has the times)."""
+"""What start-up loads and does, and in which order, checked without a clock: a change that makes
+`--help` load docker-py or Textual, makes `analyze` load Textual, sends the first poll only after
+Textual has loaded, loads a screen the first frame does not show, builds the footer's keys again
+for nothing, or leaves the cycle collector off, fails here (benchmarks/startup.py has the times)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from textual.widgets._footer import FooterKey
 
 import dockerscope.ui
+from apphelpers import SIZE, shown_names, wait_until
 from dockerscope import cli
+from dockerscope.ui import create_app
+from dockerscope.ui.key_footer import KeyFooter
+from recorded_daemon import load_recording
+from recorded_source import RecordedSource
 
 HEAVY = ("docker", "requests", "urllib3", "textual", "rich", "humanize")
 
@@ -54,6 +61,37 @@ def test_the_first_poll_is_sent_before_textual_loads() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "textual loaded at the first poll: False"
+
+
+def test_the_app_loads_no_screen_its_first_frame_does_not_show() -> None:
+    # Each is loaded when first pushed: the help, the layer views, the connection problem.
+    code = (
+        "import json, sys\n"
+        "import dockerscope.ui\n"
+        "print(json.dumps([name for name in sys.modules if name.startswith('dockerscope.ui.')]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    loaded = json.loads(result.stdout)
+    assert "dockerscope.ui.explorer" in loaded  # the probe sees what it should
+    assert [name for name in loaded if name.endswith("_screen")] == []
+
+
+async def test_the_footer_builds_its_keys_again_only_when_they_change() -> None:
+    # Start-up asks the footer to rebuild five times (the explorer mounts, the list takes focus, its
+    # first row highlights), nearly always with the keys it shows already.
+    app = create_app(RecordedSource(load_recording("recorded-fixtures.json")), interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        app.app_focus = True  # a headless app has no terminal focus, and Footer rebuilds only with it
+        await wait_until(pilot, lambda: bool(shown_names(app)))
+        await pilot.pause(0.2)
+        footer = app.explorer.query_one(KeyFooter)
+        keys = list(footer.query(FooterKey))
+        assert "Sort" in [key.description for key in keys]
+        await footer.recompose()
+        assert list(footer.query(FooterKey)) == keys
+        await pilot.press("2")  # the inspect tree has keys of its own
+        await wait_until(pilot, lambda: "Expand all" in [key.description for key in footer.query(FooterKey)])
+        assert "Sort" not in [key.description for key in footer.query(FooterKey)]
 
 
 @pytest.fixture

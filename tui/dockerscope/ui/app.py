@@ -6,23 +6,23 @@ says since when), until fresh data arrives."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
 from dockerscope.service import DockerServiceError, ImageSource, Watcher
-from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
 from dockerscope.ui.filter_input import FilterInput
-from dockerscope.ui.help_screen import HelpScreen
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
-from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_table import LayerTable
 from dockerscope.ui.messages import WatchUpdated
 from dockerscope.ui.object_list import ObjectList
+
+if TYPE_CHECKING:
+    from dockerscope.ui.connection_screen import ConnectionScreen
 
 
 class DockerscopeApp(App[None]):
@@ -81,6 +81,9 @@ class DockerscopeApp(App[None]):
         if self._data_shown:
             self.explorer.add_class("stale")
         elif self._connection_screen is None:
+            # Screens the first frame does not show load when first shown (tests/test_startup.py).
+            from dockerscope.ui.connection_screen import ConnectionScreen
+
             self._connection_screen = ConnectionScreen(error, self.watcher.retry_interval)
             self.push_screen(self._connection_screen)
         else:
@@ -91,6 +94,9 @@ class DockerscopeApp(App[None]):
             self.explorer.focus_pane(pane)
 
     def action_help(self) -> None:
+        from dockerscope.ui.help_screen import HelpScreen
+        from dockerscope.ui.layer_contents_screen import LayerContentsScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(

@@ -27,15 +27,12 @@ from dockerscope.service import (
     Snapshot,
     short_id,
 )
-from dockerscope.ui.changes_screen import ChangesScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import human_size, plain
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.key_footer import KeyFooter
-from dockerscope.ui.layer_contents_screen import ContentsTarget, LayerContentsScreen
-from dockerscope.ui.layer_info_screen import LayerInfoScreen
 from dockerscope.ui.layer_table import LayerTable, changes_summary
 from dockerscope.ui.messages import ContainerDetailReady, ContextReady, DetailFailed, DetailReady, Problem
 from dockerscope.ui.object_list import ObjectList
@@ -89,7 +86,8 @@ class ExplorerScreen(Screen[None]):
             field.display = False
         self.query_one("#containers-pane").display = self._source.capabilities.containers
         self.query_one(StatusBar).show_connecting(self._source.host)
-        self.query_one(ImageList).focus()
+        # At once, not focus(): the footer then builds its keys once, with the list's among them.
+        self.set_focus(self.query_one(ImageList))
 
     def focus_pane(self, pane_id: str) -> None:
         if pane_id == "containers" and not self._source.capabilities.containers:
@@ -322,6 +320,11 @@ class ExplorerScreen(Screen[None]):
 
     @on(LayerTable.Chosen)
     def _layer_chosen(self, event: LayerTable.Chosen) -> None:
+        # Screens the first frame does not show load when first shown (tests/test_startup.py).
+        from dockerscope.ui.changes_screen import ChangesScreen
+        from dockerscope.ui.layer_contents_screen import ContentsTarget, LayerContentsScreen
+        from dockerscope.ui.layer_info_screen import LayerInfoScreen
+
         subject, detail = self._subject, self._image_detail
         if event.row is None:
             if self._container_detail is None or not isinstance(subject, ContainerSummary):
