@@ -103,14 +103,24 @@ class ExplorerScreen(Screen[None]):
     def show_snapshot(self, snapshot: Snapshot, live: bool) -> None:
         previous, self._snapshot = self._snapshot, snapshot
         self.query_one(StatusBar).show_snapshot(snapshot, live, self._source.capabilities.events)
-        containers = self.query_one(ContainerList)
-        containers.set_image_names({image.id: image.name for image in snapshot.images if image.tags})
         self.query_one(ImageList).show_items(snapshot.images)
-        containers.show_items(snapshot.containers)
+        if previous is None:
+            # The first frame with data needs the image list only: the containers follow a frame later.
+            self.call_after_refresh(self._show_containers)
+        else:
+            self._show_containers()
         images_changed = previous is not None and _image_ids(previous) != _image_ids(snapshot)
         if images_changed and self._image_detail is not None and self._image_context is not None:
             # Images came or went: what the image on show shares may have changed.
             self._reload_context(self._image_detail.id)
+
+    def _show_containers(self) -> None:
+        """The containers of the latest snapshot."""
+        if self._snapshot is None:
+            return
+        containers = self.query_one(ContainerList)
+        containers.set_image_names({image.id: image.name for image in self._snapshot.images if image.tags})
+        containers.show_items(self._snapshot.containers)
 
     def show_problem(self, error: DockerServiceError) -> None:
         self.query_one(StatusBar).show_problem(error)
