@@ -21,6 +21,14 @@ class DaemonInfo:
     api_version: str
     engine: str = "Docker"
 
+    @property
+    def label(self) -> str:
+        """How the status line names it: `Docker 20.10.24 (API 1.41)`; a source without versions
+        (an archive) by its engine alone."""
+        version = f" {self.engine_version}" if self.engine_version else ""
+        api = f" (API {self.api_version})" if self.api_version else ""
+        return f"{self.engine}{version}{api}"
+
 
 @dataclass(frozen=True)
 class ImageSummary:
