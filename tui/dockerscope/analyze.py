@@ -200,14 +200,13 @@ async def choose_image(source: ImageSource, reference: str | None, platform: str
         details = [detail for detail in details if _platform_matches(_platform(detail), platform)]
     if len(details) == 1:
         return details[0]
-    wanted = " ".join(part for part in (reference, platform) if part) or "an image"
+    wanted = " ".join(part for part in (reference, platform) if part)
     if not details:
-        raise ContentsUnavailable(f"{source.host} holds no image matching {wanted}")
+        raise ContentsUnavailable(f"no image matches {wanted or 'anything'}")
     names = "; ".join(_described(detail) for detail in details[:20])
     more = f" and {len(details) - 20} more" if len(details) > 20 else ""
-    raise ContentsUnavailable(
-        f"{wanted} matches {len(details)} images, name one (tag, id or --platform): {names}{more}"
-    )
+    found = f"{wanted} matches {len(details)} images" if wanted else f"it holds {len(details)} images"
+    raise ContentsUnavailable(f"{found}; name one (tag, id or --platform): {names}{more}")
 
 
 def _named(image: ImageSummary, reference: str | None) -> bool:

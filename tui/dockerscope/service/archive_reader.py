@@ -65,6 +65,10 @@ class ArchiveError(Exception):
     """The archive cannot be read: not an archive, truncated, corrupt, or hostile."""
 
 
+class _Missing(ArchiveError):
+    """A path the archive does not hold (as opposed to one it must not be asked for)."""
+
+
 def _quote(value: object) -> str:
     shown = repr(value)
     return shown if len(shown) <= _QUOTE else f"{shown[: _QUOTE - 1]}…"
@@ -156,7 +160,7 @@ class _TarMembers:
         for _ in range(_MAX_LINK_HOPS):
             member = self._members.get(path)
             if member is None:
-                raise ArchiveError(f"{_quote(wanted)} is missing from the archive")
+                raise _Missing(f"{_quote(wanted)} is missing from the archive")
             if member.link is None:
                 if not member.regular:
                     raise ArchiveError(f"{_quote(wanted)} is not a file in the archive")
@@ -167,7 +171,7 @@ class _TarMembers:
     def exists(self, path: str) -> bool:
         try:
             self.resolve(path)
-        except ArchiveError:
+        except _Missing:
             return False
         return True
 
@@ -294,7 +298,7 @@ class _Directory:
         try:
             info = os.stat(full)
         except FileNotFoundError:
-            raise ArchiveError(f"{_quote(path)} is missing from the layout") from None
+            raise _Missing(f"{_quote(path)} is missing from the layout") from None
         except OSError as error:
             raise ArchiveError(f"{_quote(path)} cannot be read: {error.strerror}") from None
         if not stat.S_ISREG(info.st_mode):
@@ -304,7 +308,7 @@ class _Directory:
     def exists(self, path: str) -> bool:
         try:
             self._file(path)
-        except ArchiveError:
+        except _Missing:
             return False
         return True
 
@@ -430,9 +434,11 @@ def _layers(store: _Store, config: dict[str, Any], paths: Sequence[str], what: s
     for diff_id, path in zip(diff_ids, paths, strict=True):
         if not isinstance(diff_id, str) or _DIGEST.match(diff_id) is None:
             raise ArchiveError(f"{what} has a malformed diff id {_quote(diff_id)}")
-        if not store.exists(path):
-            raise ArchiveError(f"{what} names a layer missing from the archive: {_quote(path)}")
-        layers.append(ArchiveLayer(diff_id, path, store.size(path)))
+        try:
+            size = store.size(path)
+        except ArchiveError as error:
+            raise ArchiveError(f"a layer of {what}: {error}") from None
+        layers.append(ArchiveLayer(diff_id, path, size))
     return tuple(layers)
 
 
