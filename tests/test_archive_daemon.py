@@ -107,6 +107,8 @@ async def test_the_app_explores_a_saved_archive(archives: dict[str, Path]) -> No
         status = status_text(app)
         assert "● polling" in status and "docker archive · 5 images · 0 containers" in status
         assert not app.explorer.query_one("#containers-pane").display
+        await pilot.press("4")
+        await wait_until(pilot, lambda: any("has no containers" in note.message for note in app._notifications))
         await wait_until(pilot, lambda: tree_title(app) == APP_IMAGE and layer_table(app).row_count > 0)
         summary = app.explorer.query_one("#layer-summary", Static)
         await wait_until(pilot, lambda: "base: dockerscope-test/base:1" in summary.render().plain)
