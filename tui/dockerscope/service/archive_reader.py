@@ -28,6 +28,7 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -47,6 +48,8 @@ DOCKER_ARCHIVE = "docker archive"
 OCI_LAYOUT = "OCI layout"
 
 _CHUNK = 4 << 20
+# Layers read at the same time (each by a thread of its own), at most one per core.
+_READERS = 4
 # Bounds on what an archive may make dockerscope do.
 _MAX_MEMBERS = 1 << 20
 _DOCUMENT_LIMIT = 8 << 20
@@ -132,20 +135,37 @@ def _read_layers(
     cancel: threading.Event | None,
     on_layer: Callable[[int, int], None],
 ) -> dict[str, LayerListing]:
-    """Each distinct layer read from its own bytes, hashed and checked against its diff id."""
+    """Each distinct layer read from its own bytes, hashed and checked against its diff id. Layers
+    are read a few at a time: hashing, most of the work, runs outside the GIL, so the cores share
+    it. A failure cancels the layers not yet started."""
+    distinct = list({layer.diff_id: layer for layer in layers}.values())
     listings: dict[str, LayerListing] = {}
-    done = 0
-    for layer in layers:
-        if layer.diff_id in listings:
-            continue
+    lock = threading.Lock()
+    done = [0]
+    stop = threading.Event()
+
+    def read(layer: ArchiveLayer) -> None:
+        if stop.is_set():
+            return
+        check_cancel(cancel)
         try:
             digest, listing = read_layer(chunks(layer.path), cancel=cancel)
         except ExportFormatError as error:
             raise ArchiveError(f"layer {_quote(layer.path)}: {error}") from None
         _check_digest(layer.diff_id, digest, layer.path)
-        listings[layer.diff_id] = listing
-        done += layer.size
-        on_layer(len(listings), done)
+        with lock:
+            listings[layer.diff_id] = listing
+            done[0] += layer.size
+            on_layer(len(listings), done[0])
+
+    workers = max(1, min(_READERS, os.cpu_count() or 1, len(distinct)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="archive-layer") as pool:
+        futures = [pool.submit(read, layer) for layer in distinct]
+        try:
+            for future in futures:
+                future.result()
+        finally:
+            stop.set()
     return listings
 
 
