@@ -7,6 +7,7 @@ Usage: python scripts/screenshots.py [OUT_DIR]      (scripts/screenshots.sh does
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from dockerscope.service import Connection, DockerService, resolve_connection
+from dockerscope.service import Connection, DockerService, ImageSource, open_archive, resolve_connection
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
@@ -168,6 +169,22 @@ async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
 
 # How a scene reaches the daemon: directly, not at all, or through a proxy cut once the scene is set.
 DAEMON, NO_DAEMON, DAEMON_LOST = "daemon", "no daemon", "daemon lost"
+# The app on a `docker save` of these fixture images, no daemon in between.
+ARCHIVE = "archive"
+ARCHIVE_IMAGES = (APP_IMAGE, "dockerscope-test/base:1", CHAIN_IMAGE, WASTE_IMAGE)
+
+
+def save_archive() -> Path:
+    """A `docker save` of ARCHIVE_IMAGES from the daemon DOCKER_HOST names, at a stable path (the
+    status line shows it)."""
+    path = Path(tempfile.gettempdir(), "dockerscope-fixtures.tar")
+    subprocess.run(["docker", "save", "-o", str(path), *ARCHIVE_IMAGES], check=True)
+    return path
+
+
+async def archive_session(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await explorer(pilot, app)
+
 
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
@@ -182,6 +199,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "help": (help_screen, DAEMON),
     "no-daemon": (no_daemon, NO_DAEMON),
     "daemon-lost": (explorer, DAEMON_LOST),
+    "archive": (archive_session, ARCHIVE),
 }
 
 
@@ -198,9 +216,10 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     else:
         connection = resolve_connection()
-    app = create_app(DockerService(connection), interval=60)
+    source: ImageSource = open_archive(str(save_archive())) if mode == ARCHIVE else DockerService(connection)
+    app = create_app(source, interval=60)
     async with app.run_test(size=SIZE) as pilot:
-        if mode != NO_DAEMON:
+        if mode not in (NO_DAEMON, ARCHIVE):
             await settle(pilot, lambda: app.watcher.live)
         await scene(pilot, app)
         if proxy is not None:

@@ -202,6 +202,9 @@ def _bad_archives(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:
     random.write_bytes(os.urandom(4096))
     truncated = tmp_path / "truncated.tar"
     truncated.write_bytes(saved_tar[: len(saved_tar) // 2 + 100])
+    truncated_gzip = tmp_path / "truncated.tar.gz"
+    compressed = gzip.compress(saved_tar)
+    truncated_gzip.write_bytes(compressed[: len(compressed) // 2])
     missing = dict(saved)
     del missing[layer_name]
     self_cycle = dict(saved)
@@ -226,6 +229,7 @@ def _bad_archives(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:
     return {
         "not an archive": (random, "not a readable image archive"),
         "truncated": (truncated, "truncated"),
+        "truncated gzip": (truncated_gzip, "corrupt or truncated"),
         "dot-dot name": (
             _hostile_tar(tmp_path / "dotdot.tar", [_file("../evil")], {"../evil": b"x"}),
             "outside itself",
@@ -262,6 +266,7 @@ def _bad_archives(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:
     [
         "not an archive",
         "truncated",
+        "truncated gzip",
         "dot-dot name",
         "absolute name",
         "link out",

@@ -51,7 +51,7 @@ _CHUNK = 4 << 20
 # Layers read at the same time (each by a thread of its own), at most one per core.
 _READERS = 4
 # Bounds on what an archive may make dockerscope do.
-_MAX_MEMBERS = 1 << 20
+_MAX_MEMBERS = 1 << 16
 _DOCUMENT_LIMIT = 8 << 20
 _MAX_LINK_HOPS = 40
 _MAX_INDEX_DEPTH = 8
