@@ -7,7 +7,8 @@ Without `--archive`, the archive of `dockerscope-bench/big:1` (benchmarks/big_im
 ~60,000 files, seeded, so every build is the same image) is written straight to a file in the
 `docker save` layout: no daemon is needed. `--save IMAGE` takes a `docker save` of IMAGE from the
 daemon DOCKER_HOST names instead. Each tool runs as its own process, alternately, `--runs` times;
-reported are each run's wall time and peak RSS (the process's maxrss) and the medians' ratio.
+reported are each run's wall time, CPU time and peak RSS (GNU time at /usr/bin/time) and the
+medians' ratios.
 dive runs in CI mode (`CI=true`): it reads the archive, analyses it and prints its report.
 """
 
@@ -43,18 +44,20 @@ def write_big_archive(target: Path, busybox: Path) -> None:
 
 
 def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system, all threads) and peak RSS (MB) of one run; its
-    output is discarded, a failure stops all."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    assert process.stderr is not None
-    errors = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0, 1):  # 1: a CI rule failed, the analysis ran
-        raise SystemExit(f"{command[0]} failed ({process.returncode}): {errors.decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """Wall seconds, CPU seconds (user + system, all threads) and peak RSS (MB) of one run, the
+    last two from GNU time (`wait4`'s maxrss would start at this script's, kept across `exec`).
+    Its output is discarded; a failure stops all."""
+    with tempfile.NamedTemporaryFile("r", prefix="dockerscope-time-") as report:
+        timed = ["/usr/bin/time", "-f", "%U %S %M", "-o", report.name, *command]
+        started = time.perf_counter()
+        result = subprocess.run(timed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False)
+        seconds = time.perf_counter() - started
+        if result.returncode not in (0, 1):  # 1: a CI rule failed, the analysis ran
+            raise SystemExit(
+                f"{command[0]} failed ({result.returncode}): {result.stderr.decode(errors='replace')[-2000:]}"
+            )
+        user, system, rss_kb = report.read().split()[-3:]
+    return seconds, float(user) + float(system), int(rss_kb) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

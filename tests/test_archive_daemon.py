@@ -135,3 +135,10 @@ def _tree(app: DockerscopeApp) -> str:
     assert isinstance(app.screen, LayerContentsScreen)
     tree = app.screen.query_one(FileTree)
     return "\n".join(tree.render_line(y).text for y in range(min(tree.last_line + 1, tree.size.height)))
+
+
+def test_platform_picks_on_a_daemon_too(docker_host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    on_amd = _report([APP_IMAGE, "--host", docker_host, "--platform", "linux/amd64", "--source", "export"], capsys)
+    assert on_amd["image"]["tags"][0] == APP_IMAGE
+    code = analyze.main([APP_IMAGE, "--host", docker_host, "--platform", "linux/arm64"], io.StringIO())
+    assert code == 2 and "no image matches dockerscope-test/app:1 linux/arm64" in capsys.readouterr().err
