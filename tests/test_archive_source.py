@@ -18,7 +18,14 @@ import pytest
 
 from archives import Layout, digest, docker_save, layer, step, write_tar
 from dockerscope import analyze
-from dockerscope.service import ArchiveUnreadable, ContentsUnavailable, LayerKind, MappingQuality, open_archive
+from dockerscope.service import (
+    ArchiveUnreadable,
+    ContentsUnavailable,
+    EventBatch,
+    LayerKind,
+    MappingQuality,
+    open_archive,
+)
 
 BASE = layer({"bin": None, "bin/sh": b"#!shell" * 100, "etc": None, "etc/os-release": b"ID=test\n"})
 APP = layer({"app": None, "app/data.bin": b"x" * 5000, "app/.wh.gone": b""})
@@ -76,6 +83,8 @@ async def test_a_docker_save_lists_every_image_with_its_exact_layer_mapping(tmp_
     assert [row.size for row in detail.layers.rows] == [len(BASE), 0, len(FIX), 0, len(APP)]
     assert detail.inspect["RepoTags"] == ["test/app:1", "test/app:latest"]
     assert detail.inspect["history"][3]["empty_layer"] is True and "Manifest" in detail.inspect
+    # An archive does not change: a poll answers the snapshot it was opened with, reading nothing.
+    assert await source.refresh(EventBatch(all_images=True)) is snapshot
     context = await source.image_context(app, snapshot)
     assert context.base is not None and context.base.names == ("test/base:1",)
     assert context.shared_size == len(BASE)
@@ -213,6 +222,13 @@ def _bad_archives(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:
     image = layout.image([BASE], [step("ADD base")])
     cycle = layout.files([image])
     cycle["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{"digest": "sha256:" + "0" * 64}]}).encode()
+    looping = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
+    looping["index.json"] = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + "1" * 64}],
+        }
+    ).encode()
     escaping = tmp_path / "escaping"
     files = layout.files([image])
     layout_blob = f"blobs/sha256/{image['digest'][7:]}"
@@ -256,6 +272,10 @@ def _bad_archives(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:
             "more than 4096",
         ),
         "index naming nothing": (write_tar(tmp_path / "empty-index.tar", cycle), "holds no image"),
+        "index cycle": (
+            write_tar(tmp_path / "index-cycle.tar", looping, {f"blobs/sha256/{'1' * 64}": "../../index.json"}),
+            "does not match its digest",
+        ),
         "symlink out of a layout": (escaping, "leads outside the layout"),
         "empty directory": (tmp_path, "neither manifest.json nor index.json"),
     }
@@ -276,6 +296,7 @@ def _bad_archives(tmp_path: Path, outside: Path) -> dict[str, tuple[Path, str]]:
         "missing blob",
         "huge count",
         "index naming nothing",
+        "index cycle",
         "symlink out of a layout",
         "empty directory",
     ],
@@ -316,3 +337,33 @@ def test_the_app_command_refuses_a_bad_archive_with_exit_2(tmp_path: Path) -> No
         check=False,
     )
     assert missing.returncode == 2 and "no such file or directory" in missing.stderr
+
+
+def test_a_newer_docker_save_with_an_oci_index_takes_the_tags_of_its_manifest_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = Layout()
+    image = layout.image([BASE, APP], [step("ADD base"), step("COPY app")], how="plain")
+    image["annotations"] = {
+        "io.containerd.image.name": "docker.io/test/app:1",
+        "org.opencontainers.image.ref.name": "1",
+    }
+    files = layout.files([image])
+    manifest = json.loads(files[f"blobs/sha256/{image['digest'][7:]}"])
+    files["manifest.json"] = json.dumps(
+        [
+            {
+                "Config": f"blobs/sha256/{manifest['config']['digest'][7:]}",
+                "RepoTags": ["test/app:1"],
+                "Layers": [f"blobs/sha256/{layer['digest'][7:]}" for layer in manifest["layers"]],
+            }
+        ]
+    ).encode()
+    saved = write_tar(tmp_path / "saved-25.tar", files)
+    source = open_archive(str(saved))
+    [listed] = asyncio.run(source.snapshot()).images
+    assert listed.tags == ("test/app:1",) and listed.id == manifest["config"]["digest"]
+    assert asyncio.run(source.daemon_info()).engine == "docker archive"
+    source.close()
+    report = _json_report([str(saved)], capsys)
+    assert [layer["instruction"] for layer in report["layers"]] == ["ADD base", "COPY app"]

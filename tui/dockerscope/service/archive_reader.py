@@ -583,7 +583,9 @@ class _IndexWalk:
             _blob(_object(layer, "a manifest's layer").get("digest"))[1]
             for layer in _list(manifest.get("layers"), "a manifest's layers", _MAX_LAYERS)
         ]
-        tags = tuple(dict.fromkeys((*([tag] if tag else []), *self.saved_tags.get(config_path, ()))))
+        # A newer docker save's manifest.json has the tags as `docker images` shows them; the
+        # index's annotation then holds the same name in full (`docker.io/library/app:1`).
+        tags = self.saved_tags.get(config_path) or ((tag,) if tag else ())
         layers = _layers(self.store, config, paths, f"image {config_digest[7:19]}")
         image = ArchiveImage(config_digest, tags, platform or _platform(config), config, manifest, layers)
         _merge(self.images, image)
