@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from dockerscope.service import (
     EventBatch,
     LayerKind,
     MappingQuality,
+    ReadCancelled,
+    archive_reader,
     open_archive,
 )
 
@@ -367,3 +370,29 @@ def test_a_newer_docker_save_with_an_oci_index_takes_the_tags_of_its_manifest_js
     source.close()
     report = _json_report([str(saved)], capsys)
     assert [layer["instruction"] for layer in report["layers"]] == ["ADD base", "COPY app"]
+
+
+def test_an_archive_with_more_members_than_the_bound_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive_reader, "_MAX_MEMBERS", 3)
+    files = docker_save([(["test/app:1"], [BASE, APP], [step("ADD base"), step("COPY app")])])
+    for form, path in (("plain", tmp_path / "many.tar"), ("gzip", tmp_path / "many.tar.gz")):
+        write_tar(tmp_path / "many.tar", files)
+        if form == "gzip":
+            path.write_bytes(gzip.compress((tmp_path / "many.tar").read_bytes()))
+        with pytest.raises(ArchiveUnreadable, match="more than 3 members"):
+            open_archive(str(path))
+
+
+async def test_a_cancelled_layer_read_stops(tmp_path: Path) -> None:
+    source = open_archive(str(_saved(tmp_path)))
+    [base, _] = sorted((await source.snapshot()).images, key=lambda image: image.tags)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(ReadCancelled):
+        await source.image_contents(base.id, cancel=cancel)
+    contents = await source.image_contents(base.id)
+    assert contents.sources == ("archive",) and contents.files.layers
+    assert (await source.image_contents(base.id)).sources == ("memory",)
+    source.close()
