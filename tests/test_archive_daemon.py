@@ -63,10 +63,14 @@ def _report(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, An
     return report
 
 
-def test_docker_save_of_20_10_is_the_legacy_layout(archives: dict[str, Path]) -> None:
+def test_docker_save_writes_the_layout_its_api_version_says(archives: dict[str, Path], api: docker.APIClient) -> None:
+    """API 1.43 and older (Docker 20.10 here) write the legacy layout, 1.44 and newer an OCI index
+    and blobs as well: the tests above then cover that one."""
     with tarfile.open(archives["saved"]) as tar:
         names = tar.getnames()
-    assert "manifest.json" in names and not any(name.startswith("blobs/") for name in names)
+    major, minor = (int(part) for part in api.version()["ApiVersion"].split("."))
+    assert "manifest.json" in names
+    assert ("index.json" in names and any(name.startswith("blobs/") for name in names)) == ((major, minor) >= (1, 44))
 
 
 @pytest.mark.parametrize("image", [APP_IMAGE, WASTE_IMAGE])
