@@ -366,7 +366,6 @@ class Archive:
     """An opened archive or layout: its kind, its images, and its layers' listings on demand."""
 
     def __init__(self, path: str, *, cancel: threading.Event | None = None) -> None:
-        self.path = path
         self._store = _open_store(path, cancel)
         try:
             self.kind, self.images = _read_images(self._store)

@@ -69,9 +69,10 @@ class ArchiveSource:
         self._details: dict[str, ImageDetail] = {}
         self._contents: OrderedDict[str, ImageContents] = OrderedDict()
         self._contexts = ImageContexts(self.image_detail, self._chain, asyncio.to_thread)
+        several_platforms = len({image.platform for image in archive.images}) > 1
         self._snapshot = Snapshot(
             daemon=DaemonInfo(host=host, engine_version="", api_version="", engine=archive.kind),
-            images=tuple(self._summary(image) for image in archive.images),
+            images=tuple(_summary(image, several_platforms) for image in archive.images),
             containers=(),
             taken_at=clock.utc_now(),
         )
@@ -83,17 +84,6 @@ class ArchiveSource:
     @property
     def capabilities(self) -> SourceCapabilities:
         return SourceCapabilities(containers=False, events=False, layer_contents=True, fast_path=False)
-
-    @property
-    def images(self) -> tuple[ArchiveImage, ...]:
-        return self._archive.images
-
-    def _summary(self, image: ArchiveImage) -> ImageSummary:
-        platforms = {other.platform for other in self._archive.images}
-        tags = image.tags
-        if len(platforms) > 1 and image.platform:
-            tags = tuple(f"{tag} ({image.platform})" for tag in tags)
-        return ImageSummary(id=image.id, tags=tags, created=image.created, size=image.size, containers=0)
 
     async def daemon_info(self) -> DaemonInfo:
         return self._snapshot.daemon
@@ -210,6 +200,14 @@ class ArchiveSource:
 
     def close(self) -> None:
         self._archive.close()
+
+
+def _summary(image: ArchiveImage, several_platforms: bool) -> ImageSummary:
+    """A list row; when the archive holds several platforms, each tag names its row's platform."""
+    tags = (
+        tuple(f"{tag} ({image.platform})" for tag in image.tags) if several_platforms and image.platform else image.tags
+    )
+    return ImageSummary(id=image.id, tags=tags, created=image.created, size=image.size, containers=0)
 
 
 def open_archive(path: str) -> ArchiveSource:
