@@ -396,3 +396,12 @@ async def test_a_cancelled_layer_read_stops(tmp_path: Path) -> None:
     assert contents.sources == ("archive",) and contents.files.layers
     assert (await source.image_contents(base.id)).sources == ("memory",)
     source.close()
+
+
+def test_an_archive_whose_documents_exceed_the_budget_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = _saved(tmp_path)
+    monkeypatch.setattr(archive_reader, "_DOCUMENTS_TOTAL", 1000)
+    with pytest.raises(ArchiveUnreadable, match="manifests and configs take more than"):
+        open_archive(str(saved))

@@ -29,7 +29,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -53,6 +53,8 @@ _READERS = 4
 # Bounds on what an archive may make dockerscope do.
 _MAX_MEMBERS = 1 << 16
 _DOCUMENT_LIMIT = 8 << 20
+# All the documents read to work out the images together (the export reader keeps as much).
+_DOCUMENTS_TOTAL = 64 << 20
 _MAX_LINK_HOPS = 40
 _MAX_INDEX_DEPTH = 8
 _MAX_INDEX_FANOUT = 4096
@@ -86,18 +88,16 @@ class ArchiveLayer:
 
 @dataclass(frozen=True)
 class ArchiveImage:
-    """One image of the archive: one config, with the manifest that names it."""
+    """One image of the archive: one config, with the manifest that names it. The config itself
+    is read again when shown (`Archive.config`): parsed, a large one takes many times its size."""
 
     id: str  # sha256 of its config: what a daemon calls the image once loaded
     tags: tuple[str, ...]
     platform: str  # os/architecture[/variant], "" when the config does not say
-    config: Mapping[str, Any]
+    created: datetime | None
+    config_path: str
     manifest: Mapping[str, Any]
     layers: tuple[ArchiveLayer, ...]
-
-    @property
-    def created(self) -> datetime | None:
-        return parse_timestamp(self.config.get("created"))
 
     @property
     def size(self) -> int:
@@ -386,6 +386,11 @@ class Archive:
         check_cancel(cancel)
         return [(layer.diff_id, found[layer.diff_id]) for layer in image.layers]
 
+    def config(self, image: ArchiveImage) -> dict[str, Any]:
+        """The image's config, read again and checked against the id it was listed under.
+        Blocking."""
+        return _object(_json(self._store, image.config_path, image.id), f"the config of {image.id[7:19]}")
+
     def close(self) -> None:
         self._store.close()
 
@@ -470,7 +475,39 @@ def _config_id(store: _Store, path: str) -> tuple[str, dict[str, Any]]:
     return f"sha256:{hashlib.sha256(data).hexdigest()}", _object(config, f"the config {_quote(path)}")
 
 
-def _read_images(store: _Store) -> tuple[str, tuple[ArchiveImage, ...]]:
+class _Budgeted:
+    """A store whose documents, read while the images are worked out, share one byte budget: a
+    hostile index naming thousands of large configs stops there, as the export reader's kept
+    members do."""
+
+    def __init__(self, store: _Store) -> None:
+        self._store = store
+        self._left = _DOCUMENTS_TOTAL
+
+    def exists(self, path: str) -> bool:
+        return self._store.exists(path)
+
+    def size(self, path: str) -> int:
+        return self._store.size(path)
+
+    def document(self, path: str) -> bytes:
+        data = self._store.document(path)
+        self._left -= len(data)
+        if self._left < 0:
+            raise ArchiveError(f"the archive's manifests and configs take more than {_DOCUMENTS_TOTAL >> 20} MiB")
+        return data
+
+    def listings(
+        self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
+    ) -> dict[str, LayerListing]:
+        return self._store.listings(layers, cancel, on_layer)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def _read_images(archive: _Store) -> tuple[str, tuple[ArchiveImage, ...]]:
+    store = _Budgeted(archive)
     if store.exists("index.json"):
         images = _oci_images(store)
         kind = DOCKER_ARCHIVE if store.exists("manifest.json") else OCI_LAYOUT
@@ -498,7 +535,8 @@ def _docker_images(store: _Store) -> tuple[ArchiveImage, ...]:
         tags = entry.get("RepoTags")
         tag_list = tuple(text(tag) for tag in tags if isinstance(tag, str)) if isinstance(tags, list) else ()
         layers = _layers(store, config, paths, f"image {image_id[7:19]}")
-        _merge(images, ArchiveImage(image_id, tag_list, _platform(config), config, entry, layers))
+        created = parse_timestamp(config.get("created"))
+        _merge(images, ArchiveImage(image_id, tag_list, _platform(config), created, config_path, entry, layers))
     return tuple(images.values())
 
 
@@ -509,7 +547,7 @@ def _merge(images: dict[str, ArchiveImage], image: ArchiveImage) -> None:
         images[image.id] = image
     else:
         tags = tuple(dict.fromkeys((*known.tags, *image.tags)))
-        images[image.id] = ArchiveImage(known.id, tags, known.platform, known.config, known.manifest, known.layers)
+        images[image.id] = replace(known, tags=tags)
 
 
 def _saved_tags(store: _Store) -> dict[str, tuple[str, ...]]:
@@ -586,7 +624,9 @@ class _IndexWalk:
         # index's annotation then holds the same name in full (`docker.io/library/app:1`).
         tags = self.saved_tags.get(config_path) or ((tag,) if tag else ())
         layers = _layers(self.store, config, paths, f"image {config_digest[7:19]}")
-        image = ArchiveImage(config_digest, tags, platform or _platform(config), config, manifest, layers)
+        created = parse_timestamp(config.get("created"))
+        platform = platform or _platform(config)
+        image = ArchiveImage(config_digest, tags, platform, created, config_path, manifest, layers)
         _merge(self.images, image)
 
 

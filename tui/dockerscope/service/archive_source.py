@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -38,8 +39,9 @@ from dockerscope.service.models import (
 from dockerscope.service.sharing import chain_ids
 from dockerscope.service.source import EventFeed, SourceCapabilities
 
-# Analysed images kept in memory, as DockerService keeps them.
+# Analysed images and image details kept in memory, as DockerService keeps them.
 CONTENTS_KEPT = 4
+DETAILS_KEPT = 256
 
 
 class ArchiveUnreadable(DockerServiceError):
@@ -66,7 +68,7 @@ class ArchiveSource:
         self._archive = archive
         self._host = host
         self._images = {image.id: image for image in archive.images}
-        self._details: dict[str, ImageDetail] = {}
+        self._details: OrderedDict[str, ImageDetail] = OrderedDict()
         self._contents: OrderedDict[str, ImageContents] = OrderedDict()
         self._contexts = ImageContexts(self.image_detail, self._chain, asyncio.to_thread)
         several_platforms = len({image.platform for image in archive.images}) > 1
@@ -104,7 +106,7 @@ class ArchiveSource:
         return image
 
     async def image_detail(self, image: ImageSummary) -> ImageDetail:
-        return self._detail(self._image(image.id))
+        return await self._detail(self._image(image.id))
 
     async def image_detail_of(self, reference: str) -> ImageDetail:
         matches = find_images(self._archive.images, reference)
@@ -116,22 +118,33 @@ class ArchiveSource:
                 self._host,
                 f"{reference[:200]!r} names {len(matches)} images of the archive (pick one with --platform): {names}",
             )
-        return self._detail(matches[0])
+        return await self._detail(matches[0])
 
-    def _detail(self, image: ArchiveImage) -> ImageDetail:
+    async def _detail(self, image: ArchiveImage) -> ImageDetail:
         detail = self._details.get(image.id)
-        if detail is None:
-            history = image.config.get("history")
-            stack = map_config_history(
-                history if isinstance(history, list) else [],
-                image.diff_ids,
-                [layer.size for layer in image.layers],
-            )
-            detail = ImageDetail(
-                id=image.id, inspect=inspect_document(image), layers=stack, chain=chain_ids(image.diff_ids)
-            )
-            self._details[image.id] = detail
+        if detail is not None:
+            self._details.move_to_end(image.id)
+            return detail
+        detail = await asyncio.to_thread(self._read_detail, image)
+        self._details[image.id] = detail
+        while len(self._details) > DETAILS_KEPT:
+            self._details.popitem(last=False)
         return detail
+
+    def _read_detail(self, image: ArchiveImage) -> ImageDetail:
+        try:
+            config = self._archive.config(image)
+        except ArchiveError as error:
+            raise ArchiveUnreadable(self._host, str(error)) from None
+        except OSError as error:
+            raise ArchiveUnreadable(self._host, f"cannot read it: {error.strerror or error}") from None
+        history = config.get("history")
+        stack = map_config_history(
+            history if isinstance(history, list) else [], image.diff_ids, [layer.size for layer in image.layers]
+        )
+        return ImageDetail(
+            id=image.id, inspect=inspect_document(image, config), layers=stack, chain=chain_ids(image.diff_ids)
+        )
 
     async def _chain(self, image_id: str) -> tuple[str, ...]:
         return chain_ids(self._image(image_id).diff_ids)
@@ -221,7 +234,7 @@ def open_archive(path: str) -> ArchiveSource:
     return ArchiveSource(archive, host)
 
 
-def inspect_document(image: ArchiveImage) -> dict[str, Any]:
+def inspect_document(image: ArchiveImage, config: Mapping[str, Any]) -> dict[str, Any]:
     """What the inspect pane shows: the image's id, tags, platform and size, its config as the
     archive holds it, and the manifest that names it."""
     ours: dict[str, Any] = {
@@ -230,8 +243,8 @@ def inspect_document(image: ArchiveImage) -> dict[str, Any]:
         "Platform": image.platform,
         "Size": image.size,
     }
-    config = {key: value for key, value in image.config.items() if key not in ours and key != "Manifest"}
-    return {**ours, **config, "Manifest": dict(image.manifest)}
+    rest = {key: value for key, value in config.items() if key not in ours and key != "Manifest"}
+    return {**ours, **rest, "Manifest": dict(image.manifest)}
 
 
 def find_images(images: tuple[ArchiveImage, ...], reference: str) -> list[ArchiveImage]:
