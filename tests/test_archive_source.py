@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from apphelpers import SIZE, highlight_image, layer_table, wait_until
 from archives import Layout, digest, docker_save, layer, step, write_tar
 from dockerscope import analyze
 from dockerscope.service import (
@@ -29,6 +30,8 @@ from dockerscope.service import (
     archive_reader,
     open_archive,
 )
+from dockerscope.ui import create_app
+from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 
 BASE = layer({"bin": None, "bin/sh": b"#!shell" * 100, "etc": None, "etc/os-release": b"ID=test\n"})
 APP = layer({"app": None, "app/data.bin": b"x" * 5000, "app/.wh.gone": b""})
@@ -405,3 +408,17 @@ def test_an_archive_whose_documents_exceed_the_budget_is_refused(
     monkeypatch.setattr(archive_reader, "_DOCUMENTS_TOTAL", 1000)
     with pytest.raises(ArchiveUnreadable, match="manifests and configs take more than"):
         open_archive(str(saved))
+
+
+async def test_the_app_says_why_a_corrupt_layer_cannot_be_shown(tmp_path: Path) -> None:
+    files = docker_save([(["test/app:1"], [BASE, APP], [step("ADD base"), step("COPY app")])])
+    files[f"{digest(APP)[7:]}/layer.tar"] = FIX
+    app = create_app(open_archive(str(write_tar(tmp_path / "lying.tar", files))), interval=3600)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await highlight_image(pilot, app, "test/app:1")
+        await wait_until(pilot, lambda: layer_table(app).row_count == 2)
+        await pilot.press("3", "j", "enter")
+        await wait_until(
+            pilot, lambda: any("does not match its diff id" in note.message for note in app._notifications)
+        )
+        assert not isinstance(app.screen, LayerContentsScreen)
