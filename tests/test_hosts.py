@@ -144,7 +144,7 @@ async def test_enter_in_the_host_list_switches_hosts_and_leaves_no_thread_of_the
                 await wait_until(pilot, lambda: isinstance(app.screen, HostListScreen))
             _hosts_table(app).move_cursor(row=row)
             await pilot.press("enter")
-            await wait_until(pilot, lambda: app.explorer is not explorer and app.screen is app.explorer)
+            await wait_until(pilot, lambda old=explorer: app.explorer is not old and app.screen is app.explorer)
             await wait_until_live(pilot, app)
             assert address in status_text(app)
             assert app.source.host == address

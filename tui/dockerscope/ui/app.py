@@ -106,6 +106,7 @@ class DockerscopeApp(App[None]):
 
     def action_help(self) -> None:
         from dockerscope.ui.help_screen import HelpScreen
+        from dockerscope.ui.host_list_screen import HostListScreen
         from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 
         if isinstance(self.screen, HelpScreen):
@@ -121,6 +122,7 @@ class DockerscopeApp(App[None]):
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),
                     ("layer contents", LayerContentsScreen.BINDINGS),
+                    ("host list", HostListScreen.BINDINGS),
                     ("lists, tree", ObjectList.BINDINGS),
                 ]
             )
