@@ -6,11 +6,13 @@ says since when), until fresh data arrives."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from dockerscope.sanitize import sanitize
 from dockerscope.service import DockerServiceError, ImageSource, Watcher
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
@@ -42,9 +44,11 @@ class DockerscopeApp(App[None]):
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
 
-    def __init__(self, source: ImageSource, interval: float) -> None:
+    def __init__(self, source: ImageSource, interval: float, demo: Callable[[], ImageSource] | None = None) -> None:
         super().__init__()
         self.source = source
+        # Opens the packaged demo, offered when the source does not answer.
+        self.demo = demo
         self.watcher = Watcher(source, interval)
         self.explorer = ExplorerScreen(source)
         self._connection_screen: ConnectionScreen | None = None
@@ -55,8 +59,9 @@ class DockerscopeApp(App[None]):
         self.run_worker(self._watch(), group="watch", exclusive=True)
 
     async def _watch(self) -> None:
-        async for update in self.watcher.updates():
-            self.post_message(WatchUpdated(update))
+        watcher = self.watcher
+        async for update in watcher.updates():
+            self.post_message(WatchUpdated(update, watcher))
 
     def action_refresh(self) -> None:
         self.watcher.poll_now()
@@ -64,6 +69,8 @@ class DockerscopeApp(App[None]):
     def on_watch_updated(self, message: WatchUpdated) -> None:
         if not self.is_running:  # an update that arrived while the app shuts down
             return
+        if message.watcher is not None and message.watcher is not self.watcher:
+            return  # from the source the demo replaced
         update = message.update
         if update.error is not None:
             self._show_failure(update.error)
@@ -88,6 +95,27 @@ class DockerscopeApp(App[None]):
             self.push_screen(self._connection_screen)
         else:
             self._connection_screen.show_error(error)
+
+    def open_demo(self) -> None:
+        """Show the demo in place of the source, which is closed (it never answered)."""
+        if self.demo is None:
+            return
+        try:
+            source = self.demo()
+        except DockerServiceError as error:
+            self.notify(sanitize(error.reason), severity="error", markup=False)
+            return
+        self.watcher.stop()
+        self.source.close()
+        self.source = source
+        self.watcher = Watcher(source, self.watcher.interval)
+        self.explorer = ExplorerScreen(source)
+        self._data_shown = False
+        if self._connection_screen is not None:
+            self._connection_screen = None
+            self.pop_screen()
+        self.switch_screen(self.explorer)
+        self.run_worker(self._watch(), group="watch", exclusive=True)
 
     def action_focus_pane(self, pane: str) -> None:
         if self.screen is self.explorer:
@@ -120,8 +148,8 @@ class DockerscopeApp(App[None]):
         self.source.close()
 
 
-def create_app(source: ImageSource, interval: float) -> DockerscopeApp:
+def create_app(source: ImageSource, interval: float, demo: Callable[[], ImageSource] | None = None) -> DockerscopeApp:
     """Build the app around an image source (a daemon's `DockerService`, or any other `ImageSource`).
     `interval`: seconds between the safety-net polls while the event stream is up, or between all
-    polls when the source has no event stream."""
-    return DockerscopeApp(source, interval=interval)
+    polls when the source has no event stream. `demo`: opens the demo the no-daemon screen offers."""
+    return DockerscopeApp(source, interval=interval, demo=demo)

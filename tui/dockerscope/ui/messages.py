@@ -19,6 +19,7 @@ from dockerscope.service import (
     ImageContext,
     ImageDetail,
     ReadProgress,
+    Watcher,
     WatchUpdate,
 )
 
@@ -53,6 +54,8 @@ class Problem:
 @dataclass(repr=False)
 class WatchUpdated(Message):
     update: WatchUpdate
+    # The watcher that produced it: an update from one the app has replaced is dropped.
+    watcher: Watcher | None = None
 
 
 @dataclass(repr=False)
