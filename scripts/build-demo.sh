@@ -44,7 +44,7 @@ ENV APP_HOME=/srv/www
 WORKDIR /srv/www
 COPY site/ /srv/www/
 COPY httpd.conf /etc/httpd.conf
-RUN mkdir -p /var/log/web /run/web && adduser -D -H -u 1001 www 2>/dev/null || true
+RUN mkdir -p /var/log/web /run/web && echo "www:x:1001:1001:web:/srv/www:/bin/false" >> /etc/passwd
 LABEL org.opencontainers.image.title="demo web server" org.opencontainers.image.version="1.4.2"
 EXPOSE 8080
 HEALTHCHECK --interval=30s CMD ["/bin/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]

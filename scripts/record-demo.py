@@ -7,9 +7,10 @@ Usage: python scripts/record-demo.py [OUT]   (default: tui/dockerscope/service/d
 
 Anonymised: the daemon's data root becomes /var/lib/docker (its other directories /run/docker), the
 kernel version and build time are left out (the script fails if this machine's host name or
-directories are left anywhere), and container ids (random) become the hash of their name, so a
-re-run gives an equivalent file: the images hit the build cache (same ids), and listings, changes
-and containers come out the same. What still differs between runs: times and status texts.
+directories are left anywhere), and a container's random ids (its own, its layer directory's, its
+network sandbox's) become hashes of its name, so a re-run gives an equivalent file: the images hit
+the build cache (same ids), and listings, changes and containers come out the same. What still
+differs between runs: times, status texts, process ids.
 """
 
 from __future__ import annotations
@@ -86,6 +87,21 @@ def record(client: docker.APIClient, host: str, untagged: str) -> tuple[dict[str
     return answers, layers, writable
 
 
+def _random_ids(inspect: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """The random ids of a container (its own, its layer directory's, its network sandbox's and
+    endpoints'), each with what it names."""
+    yield inspect["Id"], "container"
+    upper = (inspect.get("GraphDriver") or {}).get("Data", {}).get("UpperDir")
+    if upper:
+        yield Path(upper).parent.name, "layer"
+    network = inspect.get("NetworkSettings") or {}
+    if network.get("SandboxID"):
+        yield network["SandboxID"], "sandbox"
+    for network_name, endpoint in (network.get("Networks") or {}).items():
+        if endpoint.get("EndpointID"):
+            yield endpoint["EndpointID"], f"endpoint {network_name}"
+
+
 def anonymise(value: Any, replacements: Mapping[str, str]) -> Any:
     """`value` with every string (keys too) rewritten by `replacements`, longest first."""
     if isinstance(value, str):
@@ -121,9 +137,11 @@ def main(out: Path) -> None:
         root = client.info()["DockerRootDir"]
         replacements: dict[str, str] = {}
         for container in answers["/containers/json"]:
-            neutral = hashlib.sha256(container["Names"][0].encode()).hexdigest()
-            replacements[container["Id"]] = neutral
-            replacements[container["Id"][:12]] = neutral[:12]
+            name = container["Names"][0]
+            for random_id, role in _random_ids(answers[f"/containers/{container['Id']}/json"]):
+                neutral = hashlib.sha256(f"{name} {role}".encode()).hexdigest()
+                replacements[random_id] = neutral
+                replacements[random_id[:12]] = neutral[:12]
         replacements[root] = NEUTRAL_ROOT
         replacements[str(Path(root).parent)] = "/run/docker"
         replacements = dict(sorted(replacements.items(), key=lambda item: -len(item[0])))
