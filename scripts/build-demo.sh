@@ -4,10 +4,23 @@
 # busybox, every build and container runs with --network none, and every name starts with
 # dockerscope-demo. Inputs are fixed (no random bytes, fixed file times), so a re-run hits the build
 # cache and gives the same image ids. Prints the untagged image's id last.
+# `build-demo.sh --remove NAME...` removes the named containers (the dead one too) and nothing else.
 set -euo pipefail
 
 busybox=${BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || { echo "build-demo: no static busybox at $busybox (apt-get install busybox-static)" >&2; exit 1; }
+
+# A container the daemon failed to remove is "dead": one of its files is made immutable. Removing
+# containers first lifts that (a re-run, and scripts/record-demo.py when it is done).
+remove_containers() { # remove_containers NAME...
+    local name upper
+    for name in "$@"; do
+        upper=$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' "$name" 2>/dev/null) || continue
+        if [ -d "$upper" ]; then chattr -R -i "$upper" 2>/dev/null || true; fi
+        docker rm -f "$name" >/dev/null
+    done
+}
+[ "${1:-}" = "--remove" ] && { remove_containers "${@:2}"; exit 0; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -111,8 +124,8 @@ untagged=$(build "$work/untagged")
 
 # Containers in every state the daemon lets us reach, each with a writable layer that changes files.
 containers=(dockerscope-demo-web dockerscope-demo-paused dockerscope-demo-exited dockerscope-demo-created
-    dockerscope-demo-restarting dockerscope-demo-cleanup)
-docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
+    dockerscope-demo-restarting dockerscope-demo-cleanup dockerscope-demo-dying dockerscope-demo-dead)
+remove_containers "${containers[@]}"
 run() { # run NAME [docker run args...]: start a container off the network, detached
     local name=$1; shift
     docker run -d --network none --name "$name" "$@" >/dev/null
@@ -123,11 +136,18 @@ run dockerscope-demo-paused dockerscope-demo/worker:1 sh -c \
     'mkdir -p /tmp/jobs && echo half > /tmp/jobs/partial; rm /var/spool/jobs/1; exec sleep 100000'
 docker pause dockerscope-demo-paused >/dev/null
 run dockerscope-demo-exited dockerscope-demo/worker:1 sh -c \
-    'echo "done: first-job" > /var/spool/jobs/1.out; head -c 65536 /dev/zero > /tmp/core; exit 3'
+    'echo "done: first-job" > /var/spool/jobs/1.out; mkdir /tmp && head -c 65536 /dev/zero > /tmp/core; exit 3'
 docker create --network none --name dockerscope-demo-created dockerscope-demo/web:1 >/dev/null
-run dockerscope-demo-restarting --restart always dockerscope-demo/worker:1 sh -c 'echo crash >> /tmp/crash.log; exit 1'
+run dockerscope-demo-restarting --restart always dockerscope-demo/worker:1 sh -c 'mkdir -p /tmp && echo crash >> /tmp/crash.log; exit 1'
 run dockerscope-demo-cleanup dockerscope-demo/bloated:1 sh -c 'rm -rf /opt/sdk; mkdir -p /home/app && echo hi > /home/app/.profile'
-for name in dockerscope-demo-exited dockerscope-demo-cleanup; do docker wait "$name" >/dev/null; done
+run dockerscope-demo-dying dockerscope-demo/worker:1 sh -c 'echo stuck > /var/spool/jobs/stuck'
+for name in dockerscope-demo-exited dockerscope-demo-cleanup dockerscope-demo-dying; do docker wait "$name" >/dev/null; done
+chattr +i "$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' dockerscope-demo-dying)/var/spool/jobs/stuck"
+if docker rm dockerscope-demo-dying >/dev/null 2>&1; then
+    echo "build-demo: the daemon removed the container meant to be dead" >&2; exit 1
+fi
+# The container list shows "removing" until the container's state is saved again: a rename saves it.
+docker rename dockerscope-demo-dying dockerscope-demo-dead
 # Let the restarting container back off long enough to be caught restarting.
 for _ in $(seq 1 60); do
     [ "$(docker inspect -f '{{.RestartCount}}' dockerscope-demo-restarting)" -ge 5 ] && break

@@ -151,7 +151,7 @@ def main(out: Path) -> None:
         names = [
             c["Names"][0].lstrip("/") for c in client.containers(all=True) if c["Names"][0].startswith(f"/{PREFIX}-")
         ]
-        subprocess.run(["docker", "rm", "-f", *names], check=True, capture_output=True)
+        subprocess.run(["bash", str(ROOT / "scripts" / "build-demo.sh"), "--remove", *names], check=True)
     data = write_recording(answers, layers, writable)
     leaks = set(_strings(json.loads(gzip.decompress(data)))) & {socket.gethostname(), socket.getfqdn()}
     text = gzip.decompress(data).decode()

@@ -54,6 +54,7 @@ STATES = {
     "dockerscope-demo-cleanup": "exited",
     "dockerscope-demo-created": "created",
     "dockerscope-demo-restarting": "restarting",
+    "dockerscope-demo-dead": "dead",
 }
 
 
@@ -101,7 +102,7 @@ async def test_the_demo_lists_images_and_containers_marked_demo(monkeypatch: pyt
         await wait_until(pilot, lambda: len(shown_containers(app)) == len(STATES))
         status = status_text(app)
         assert status.startswith(" DEMO  recorded snapshot of Docker 20.10.24+dfsg1 (API 1.41)")
-        assert "6 images · 6 containers" in status and "nothing here is live" in status
+        assert "6 images · 7 containers" in status and "nothing here is live" in status
         assert sorted(shown_names(app)) == sorted(IMAGES)
         states = {container.name: container.state for container in container_list(app).visible_items}
         assert states == STATES
