@@ -123,8 +123,8 @@ DOCKERFILE
 untagged=$(build "$work/untagged")
 
 # Containers in every state the daemon lets us reach, each with a writable layer that changes files.
-containers=(dockerscope-demo-web dockerscope-demo-paused dockerscope-demo-exited dockerscope-demo-created
-    dockerscope-demo-restarting dockerscope-demo-cleanup dockerscope-demo-dying dockerscope-demo-dead)
+containers=(dockerscope-demo-web dockerscope-demo-queue-worker dockerscope-demo-batch-job dockerscope-demo-web-staging
+    dockerscope-demo-crashloop dockerscope-demo-sdk-cleanup dockerscope-demo-stuck-job-dying dockerscope-demo-stuck-job)
 remove_containers "${containers[@]}"
 run() { # run NAME [docker run args...]: start a container off the network, detached
     local name=$1; shift
@@ -132,25 +132,25 @@ run() { # run NAME [docker run args...]: start a container off the network, deta
 }
 run dockerscope-demo-web dockerscope-demo/web:1 sh -c \
     'echo started > /var/log/web/access.log; echo 1 > /run/web/pid; echo "listen 9090" >> /etc/httpd.conf; exec sleep 100000'
-run dockerscope-demo-paused dockerscope-demo/worker:1 sh -c \
+run dockerscope-demo-queue-worker dockerscope-demo/worker:1 sh -c \
     'mkdir -p /tmp/jobs && echo half > /tmp/jobs/partial; rm /var/spool/jobs/1; exec sleep 100000'
-docker pause dockerscope-demo-paused >/dev/null
-run dockerscope-demo-exited dockerscope-demo/worker:1 sh -c \
+docker pause dockerscope-demo-queue-worker >/dev/null
+run dockerscope-demo-batch-job dockerscope-demo/worker:1 sh -c \
     'echo "done: first-job" > /var/spool/jobs/1.out; mkdir /tmp && head -c 65536 /dev/zero > /tmp/core; exit 3'
-docker create --network none --name dockerscope-demo-created dockerscope-demo/web:1 >/dev/null
-run dockerscope-demo-restarting --restart always dockerscope-demo/worker:1 sh -c 'mkdir -p /tmp && echo crash >> /tmp/crash.log; exit 1'
-run dockerscope-demo-cleanup dockerscope-demo/bloated:1 sh -c 'rm -rf /opt/sdk; mkdir -p /home/app && echo hi > /home/app/.profile'
-run dockerscope-demo-dying dockerscope-demo/worker:1 sh -c 'echo stuck > /var/spool/jobs/stuck'
-for name in dockerscope-demo-exited dockerscope-demo-cleanup dockerscope-demo-dying; do docker wait "$name" >/dev/null; done
-chattr +i "$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' dockerscope-demo-dying)/var/spool/jobs/stuck"
-if docker rm dockerscope-demo-dying >/dev/null 2>&1; then
+docker create --network none --name dockerscope-demo-web-staging dockerscope-demo/web:1 >/dev/null
+run dockerscope-demo-crashloop --restart always dockerscope-demo/worker:1 sh -c 'mkdir -p /tmp && echo crash >> /tmp/crash.log; exit 1'
+run dockerscope-demo-sdk-cleanup dockerscope-demo/bloated:1 sh -c 'rm -rf /opt/sdk; mkdir -p /home/app && echo hi > /home/app/.profile'
+run dockerscope-demo-stuck-job-dying dockerscope-demo/worker:1 sh -c 'echo stuck > /var/spool/jobs/stuck'
+for name in dockerscope-demo-batch-job dockerscope-demo-sdk-cleanup dockerscope-demo-stuck-job-dying; do docker wait "$name" >/dev/null; done
+chattr +i "$(docker inspect -f '{{.GraphDriver.Data.UpperDir}}' dockerscope-demo-stuck-job-dying)/var/spool/jobs/stuck"
+if docker rm dockerscope-demo-stuck-job-dying >/dev/null 2>&1; then
     echo "build-demo: the daemon removed the container meant to be dead" >&2; exit 1
 fi
 # The container list shows "removing" until the container's state is saved again: a rename saves it.
-docker rename dockerscope-demo-dying dockerscope-demo-dead
+docker rename dockerscope-demo-stuck-job-dying dockerscope-demo-stuck-job
 # Let the restarting container back off long enough to be caught restarting.
 for _ in $(seq 1 60); do
-    [ "$(docker inspect -f '{{.RestartCount}}' dockerscope-demo-restarting)" -ge 5 ] && break
+    [ "$(docker inspect -f '{{.RestartCount}}' dockerscope-demo-crashloop)" -ge 5 ] && break
     sleep 0.5
 done
 echo "$untagged"

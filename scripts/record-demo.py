@@ -144,6 +144,11 @@ def main(out: Path) -> None:
                 replacements[random_id[:12]] = neutral[:12]
         replacements[root] = NEUTRAL_ROOT
         replacements[str(Path(root).parent)] = "/run/docker"
+        # Names without the prefix that keeps them apart on the recording daemon, so that the lists
+        # show them whole: `web` for the container `dockerscope-demo-web`, `demo/web:1` for the
+        # image `dockerscope-demo/web:1` (a tag is no part of the content an image id hashes).
+        replacements[f"/{PREFIX}-"] = "/"
+        replacements[f"{PREFIX}/"] = "demo/"
         replacements = dict(sorted(replacements.items(), key=lambda item: -len(item[0])))
         answers = anonymise(answers, replacements)
         writable = {anonymise(key, replacements): listing for key, listing in writable.items()}

@@ -164,8 +164,8 @@ async def help_screen(pilot: Pilot[None], app: DockerscopeApp) -> None:
 
 
 async def demo(pilot: Pilot[None], app: DockerscopeApp) -> None:
-    await highlight(pilot, app.explorer.query_one(ContainerList), "4", "dockerscope-demo-web")
-    await highlight(pilot, app.explorer.query_one(ImageList), "1", "dockerscope-demo/web:1")
+    await highlight(pilot, app.explorer.query_one(ContainerList), "4", "web")
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", "demo/web:1")
     await settle(pilot, lambda: "unique" in str(app.explorer.query_one("#layer-summary", Static).render()))
 
 

@@ -40,21 +40,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGED = ROOT / "tui" / "dockerscope" / "service" / DEMO_FILE
 CONTROL = {chr(code) for code in [*range(0x20), *range(0x7F, 0xA0)]}
 IMAGES = [
-    "dockerscope-demo/base:1",
-    "dockerscope-demo/bloated:1",
-    "dockerscope-demo/hostile:1",
-    "dockerscope-demo/web:1",
-    "dockerscope-demo/worker:1",
+    "demo/base:1",
+    "demo/bloated:1",
+    "demo/hostile:1",
+    "demo/web:1",
+    "demo/worker:1",
     "<none>",
 ]
 STATES = {
-    "dockerscope-demo-web": "running",
-    "dockerscope-demo-paused": "paused",
-    "dockerscope-demo-exited": "exited",
-    "dockerscope-demo-cleanup": "exited",
-    "dockerscope-demo-created": "created",
-    "dockerscope-demo-restarting": "restarting",
-    "dockerscope-demo-dead": "dead",
+    "web": "running",
+    "queue-worker": "paused",
+    "batch-job": "exited",
+    "sdk-cleanup": "exited",
+    "web-staging": "created",
+    "crashloop": "restarting",
+    "stuck-job": "dead",
 }
 
 
@@ -107,14 +107,14 @@ async def test_the_demo_lists_images_and_containers_marked_demo(monkeypatch: pyt
         states = {container.name: container.state for container in container_list(app).visible_items}
         assert states == STATES
 
-        await highlight_image(pilot, app, "dockerscope-demo/web:1")
+        await highlight_image(pilot, app, "demo/web:1")
         await wait_until(pilot, lambda: "unique" in _summary(app))
-        assert inspect_tree(app).root.label.plain == "dockerscope-demo/web:1"
+        assert inspect_tree(app).root.label.plain == "demo/web:1"
         table = layer_table(app)
         rows = [[cell.plain for cell in table.get_row_at(row)] for row in range(table.row_count)]
-        assert any("base image above this line: dockerscope-demo/base:1" in row[-1] for row in rows)
+        assert any("base image above this line: demo/base:1" in row[-1] for row in rows)
         assert rows[0][4] == "5 other" and any(row[4] == "only here" for row in rows)
-        assert "base: dockerscope-demo/base:1" in _summary(app)
+        assert "base: demo/base:1" in _summary(app)
 
 
 async def test_enter_on_a_layer_of_the_demo_lists_its_files_and_the_wasted_space(
@@ -122,7 +122,7 @@ async def test_enter_on_a_layer_of_the_demo_lists_its_files_and_the_wasted_space
 ) -> None:
     app = _demo_app_from_the_command_line(monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await highlight_image(pilot, app, "dockerscope-demo/bloated:1")
+        await highlight_image(pilot, app, "demo/bloated:1")
         screen = await _open_contents(pilot, app)
         assert "read from recording" in screen.query_one("#contents-title", Static).render().plain
         wasted = screen.query_one("#wasted-summary", Static).render().plain
@@ -134,12 +134,12 @@ async def test_enter_on_a_layer_of_the_demo_lists_its_files_and_the_wasted_space
 async def test_a_demo_container_shows_its_writable_layer_and_its_files(monkeypatch: pytest.MonkeyPatch) -> None:
     app = _demo_app_from_the_command_line(monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await highlight_container(pilot, app, "dockerscope-demo-web")
+        await highlight_container(pilot, app, "web")
         await wait_until(pilot, lambda: "writable layer" in _summary(app))
         assert "2 added, 7 changed, 0 deleted" in _summary(app)
         screen = await _open_contents(pilot, app)
         title = screen.query_one("#contents-title", Static).render().plain
-        assert "dockerscope-demo-web" in title and "container writable layer" in title
+        assert title.startswith("Layer contents of web ·") and "container writable layer" in title
         tree = screen.query_one(FileTree)
         paths = {str(node.data.path) for node in _all_nodes(tree.root) if node.data is not None}  # type: ignore[attr-defined]
         assert "var/log/web/access.log" in paths, paths
@@ -148,7 +148,7 @@ async def test_a_demo_container_shows_its_writable_layer_and_its_files(monkeypat
 async def test_hostile_labels_and_env_of_the_demo_show_sanitised(monkeypatch: pytest.MonkeyPatch) -> None:
     app = _demo_app_from_the_command_line(monkeypatch)
     async with app.run_test(size=SIZE) as pilot:
-        await highlight_image(pilot, app, "dockerscope-demo/hostile:1")
+        await highlight_image(pilot, app, "demo/hostile:1")
         tree = inspect_tree(app)
         await pilot.press("2", "plus")
         await pilot.pause()
@@ -186,7 +186,7 @@ async def test_d_on_the_no_daemon_screen_opens_the_demo() -> None:
         assert "DEMO" in status_text(app)
         await pilot.pause(1.0)  # several of the old source's retry intervals: none brings its screen back
         assert app.screen is app.explorer
-        await highlight_image(pilot, app, "dockerscope-demo/worker:1")
+        await highlight_image(pilot, app, "demo/worker:1")
 
 
 async def test_without_a_demo_the_no_daemon_screen_offers_none() -> None:
