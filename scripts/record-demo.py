@@ -1,16 +1,16 @@
 """Record the demo `dockerscope --demo` opens: build its images and containers (scripts/build-demo.sh)
 on the daemon DOCKER_HOST names, record what dockerscope reads of them (lists, inspects, histories,
 changes, every layer's listing and every writable layer's), anonymise it, write it into the
-package, and remove the containers.
+package, and remove the containers and images.
 
 Usage: python scripts/record-demo.py [OUT]   (default: tui/dockerscope/service/demo-recording.json.gz)
 
 Anonymised: the daemon's data root becomes /var/lib/docker (its other directories /run/docker), the
 kernel version and build time are left out (the script fails if this machine's host name or
 directories are left anywhere), and a container's random ids (its own, its layer directory's, its
-network sandbox's) become hashes of its name, so a re-run gives an equivalent file: the images hit
-the build cache (same ids), and listings, changes and containers come out the same. What still
-differs between runs: times, status texts, process ids.
+network sandbox's) become hashes of its name. A re-run gives an equivalent file: the same images,
+containers, states, layer listings and changes; what differs is times, status texts, process ids,
+and the ids that hash them (image and layer ids: a RUN step's files get the time of the build).
 """
 
 from __future__ import annotations
@@ -157,6 +157,9 @@ def main(out: Path) -> None:
             c["Names"][0].lstrip("/") for c in client.containers(all=True) if c["Names"][0].startswith(f"/{PREFIX}-")
         ]
         subprocess.run(["bash", str(ROOT / "scripts" / "build-demo.sh"), "--remove", *names], check=True)
+        # The untagged image first: it is a child of a tagged one, which then goes with its tags.
+        tags = [tag for image in client.images() for tag in image.get("RepoTags") or [] if tag.startswith(f"{PREFIX}/")]
+        subprocess.run(["docker", "rmi", untagged, *tags], check=True, capture_output=True)
     data = write_recording(answers, layers, writable)
     leaks = set(_strings(json.loads(gzip.decompress(data)))) & {socket.gethostname(), socket.getfqdn()}
     text = gzip.decompress(data).decode()

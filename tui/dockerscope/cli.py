@@ -80,13 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return analyze.main(arguments[1:])
         args = build_parser().parse_args(arguments)
         if args.demo:
+            from dockerscope.sanitize import sanitize
             from dockerscope.service import DockerServiceError
             from dockerscope.ui import create_app
 
             try:
                 app = create_app(_demo(), interval=args.interval)
             except DockerServiceError as error:
-                print(f"dockerscope: {error.reason}", file=sys.stderr)
+                print(sanitize(f"dockerscope: {error.reason}", max_chars=1000), file=sys.stderr)
                 return 2
         else:
             service = connect(args.host)
