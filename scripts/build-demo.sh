@@ -104,7 +104,7 @@ ARG LONG
 ENV MARKUP="[bold red]alarm[/bold red] [link=https://example.invalid]click me[/link]" \
     ESCAPE_SEQUENCES="${ESCAPE}" \
     LONG_VALUE="${LONG}"
-RUN mkdir -p "/data/[bold red]not bold[/]" && echo hostile > "/data/[bold red]not bold[/]/name.txt"
+RUN mkdir -p "/data/[bold red]alarm[blink]" && echo hostile > "/data/[bold red]alarm[blink]/[reverse]name.txt"
 CMD ["/bin/sh"]
 DOCKERFILE
 escape=$(printf 'before\033[2J\033]0;pwned\007\033[31mred\033[0mafter')

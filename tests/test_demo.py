@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.text import Text
+from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.widgets.tree import TreeNode
 
@@ -86,10 +88,10 @@ def _child(node: TreeNode[object], key: str) -> TreeNode[object]:
     return next(child for child in node.children if child.label.plain.split(" ")[0].rstrip(":") == key)
 
 
-async def _open_contents(pilot: object, app: DockerscopeApp) -> LayerContentsScreen:
-    await pilot.press("3", "enter")  # type: ignore[attr-defined]
+async def _open_contents(pilot: Pilot[None], app: DockerscopeApp) -> LayerContentsScreen:
+    await pilot.press("3", "enter")
     await wait_until(
-        pilot,  # type: ignore[arg-type]
+        pilot,
         lambda: isinstance(app.screen, LayerContentsScreen) and bool(app.screen.query_one(FileTree).root.children),
     )
     assert isinstance(app.screen, LayerContentsScreen)
@@ -162,6 +164,18 @@ async def test_hostile_labels_and_env_of_the_demo_show_sanitised(monkeypatch: py
             assert not CONTROL & set(node.label.plain), node.label.plain
         long_value = _child(labels, "demo.long").label.plain
         assert len(long_value) < 1000, len(long_value)
+
+        table = layer_table(app)
+        await pilot.press("3")
+        while "mkdir" not in table.get_row_at(table.cursor_row)[-1].plain:
+            await pilot.press("j")
+        screen = await _open_contents(pilot, app)
+        data = next(node for node in screen.query_one(FileTree).root.children if "data" in node.label.plain)
+        data.expand()
+        await wait_until(pilot, lambda: bool(data.children))
+        label = data.children[0].label
+        assert isinstance(label, Text) and "[bold red]alarm[blink]" in label.plain
+        assert not any("bold" in str(span.style) for span in label.spans)
 
 
 async def test_d_on_the_no_daemon_screen_opens_the_demo() -> None:
