@@ -1,7 +1,7 @@
 """Write SVG screenshots of dockerscope, running against the daemon DOCKER_HOST names (the fixture
 images of scripts/build-fixtures.sh), into screenshots/.
 
-Usage: python scripts/screenshots.py [OUT_DIR]      (scripts/screenshots.sh does the whole job)
+Usage: python scripts/screenshots.py [OUT_DIR [SCENE ...]]      (scripts/screenshots.sh does the whole job)
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from dockerscope.service import Connection, DockerService, resolve_connection
+from dockerscope.service import Connection, DockerService, ImageSource, resolve_connection
+from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
@@ -162,12 +163,19 @@ async def help_screen(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await pilot.pause(0.3)
 
 
+async def demo(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await highlight(pilot, app.explorer.query_one(ContainerList), "4", "web")
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", "demo/web:1")
+    await settle(pilot, lambda: "unique" in str(app.explorer.query_one("#layer-summary", Static).render()))
+
+
 async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await settle(pilot, lambda: isinstance(app.screen, ConnectionScreen) and bool(app.screen.query("Static")))
 
 
-# How a scene reaches the daemon: directly, not at all, or through a proxy cut once the scene is set.
-DAEMON, NO_DAEMON, DAEMON_LOST = "daemon", "no daemon", "daemon lost"
+# How a scene reaches the daemon: directly, not at all, through a proxy cut once the scene is set,
+# or not at all but with the packaged demo.
+DAEMON, NO_DAEMON, DAEMON_LOST, DEMO = "daemon", "no daemon", "daemon lost", "demo"
 
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
@@ -182,6 +190,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "help": (help_screen, DAEMON),
     "no-daemon": (no_daemon, NO_DAEMON),
     "daemon-lost": (explorer, DAEMON_LOST),
+    "demo": (demo, DEMO),
 }
 
 
@@ -198,9 +207,10 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     else:
         connection = resolve_connection()
-    app = create_app(DockerService(connection), interval=60)
+    source: ImageSource = demo_source() if mode == DEMO else DockerService(connection)
+    app = create_app(source, interval=60, demo=demo_source)
     async with app.run_test(size=SIZE) as pilot:
-        if mode != NO_DAEMON:
+        if mode in (DAEMON, DAEMON_LOST):
             await settle(pilot, lambda: app.watcher.live)
         await scene(pilot, app)
         if proxy is not None:
@@ -211,11 +221,12 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
     print(f"wrote {out / name}.svg")
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, names: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, (scene, mode) in SCENES.items():
-        await take(name, scene, mode, out)
+        if not names or name in names:
+            await take(name, scene, mode, out)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")))
+    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots"), sys.argv[2:]))

@@ -178,3 +178,16 @@ async def test_the_palette_offers_the_host_list(docker_host: str, no_contexts: P
 
 def test_no_socket_anywhere_lists_nothing_but_what_is_set(short_tmp: Path, no_contexts: Path) -> None:
     assert HostCatalog({"XDG_RUNTIME_DIR": str(short_tmp)}, root=str(short_tmp)).choices() == []
+
+
+async def test_the_demo_is_a_host_the_list_can_open_again(no_contexts: Path) -> None:
+    catalog = HostCatalog({}, root="/nonexistent")
+    demo = HostChoice("dockerscope demo", "demo")
+    probe = await catalog.probe(demo)
+    assert probe.reachable and probe.engine == "Docker"
+    source = catalog.open(demo)
+    try:
+        assert (await source.daemon_info()).demo
+        assert len((await source.snapshot()).images) > 0
+    finally:
+        source.close()

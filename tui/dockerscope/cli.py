@@ -1,4 +1,4 @@
-"""`dockerscope [--host URL] [--interval SECONDS]`, and `dockerscope analyze IMAGE …`."""
+"""`dockerscope [--host URL] [--interval SECONDS]`, `dockerscope --demo`, and `dockerscope analyze IMAGE …`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import argparse
 import gc
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dockerscope import __version__
 from dockerscope.connect import connect
+
+if TYPE_CHECKING:
+    from dockerscope.service.recorded_source import RecordedSource
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
 DEFAULT_INTERVAL = 60.0
@@ -45,7 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between full polls, a safety net behind the daemon's event stream "
         f"(default: {DEFAULT_INTERVAL:g}; every 3 s at most while the stream is down)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open a recorded snapshot of a daemon shipped with dockerscope: no Docker needed",
+    )
     return parser
+
+
+def _demo() -> RecordedSource:
+    """The packaged demo, loaded only when asked for."""
+    from dockerscope.service.demo import demo_source
+
+    return demo_source()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,14 +79,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             _resume_collection(collecting)
             return analyze.main(arguments[1:])
         args = build_parser().parse_args(arguments)
-        service = connect(args.host)
-        if service is None:
-            return 2
-        # The daemon works on the first lists while Textual loads (a third of a second here).
-        service.prefetch()
-        from dockerscope.ui import create_app
+        if args.demo:
+            from dockerscope.sanitize import sanitize
+            from dockerscope.service import DockerServiceError
+            from dockerscope.ui import create_app
 
-        app = create_app(service, interval=args.interval)
+            try:
+                app = create_app(_demo(), interval=args.interval)
+            except DockerServiceError as error:
+                print(sanitize(f"dockerscope: {error.reason}", max_chars=1000), file=sys.stderr)
+                return 2
+        else:
+            service = connect(args.host)
+            if service is None:
+                return 2
+            # The daemon works on the first lists while Textual loads (a third of a second here).
+            service.prefetch()
+            from dockerscope.ui import create_app
+
+            app = create_app(service, interval=args.interval, demo=_demo)
         _resume_collection(collecting)
         app.run()
         # The process ends now: spare the interpreter's teardown a hunt for reference cycles through

@@ -14,6 +14,7 @@ from docker.context import ContextAPI
 from docker.errors import DockerException
 
 from dockerscope.service.connection import Connection, found_sockets, resolve_connection
+from dockerscope.service.demo import DEMO_HOST, demo_source
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import DockerServiceError
 from dockerscope.service.source import ImageSource
@@ -50,7 +51,10 @@ class HostProbe:
 SourceOpener = Callable[[HostChoice], ImageSource]
 
 
-def _open_daemon(choice: HostChoice) -> ImageSource:
+def open_host(choice: HostChoice) -> ImageSource:
+    """The source behind a choice: the packaged demo, else the daemon at its address."""
+    if choice.connection is None and choice.address == DEMO_HOST:
+        return demo_source()
     connection = choice.connection or Connection(
         host=choice.address, source=choice.origin, client_kwargs={"base_url": choice.address}
     )
@@ -65,7 +69,7 @@ class HostCatalog:
         self,
         environment: Mapping[str, str] | None = None,
         root: str = "/",
-        opener: SourceOpener = _open_daemon,
+        opener: SourceOpener = open_host,
         probe_seconds: float = PROBE_SECONDS,
     ) -> None:
         self._environment = os.environ if environment is None else environment

@@ -20,6 +20,8 @@ class DaemonInfo:
     engine_version: str
     api_version: str
     engine: str = "Docker"
+    # A recorded snapshot shown as a demo (`dockerscope --demo`), not a live engine.
+    demo: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ says since when), until fresh data arrives."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, SystemCommand
@@ -49,10 +49,18 @@ class DockerscopeApp(App[None]):
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
 
-    def __init__(self, source: ImageSource, interval: float, hosts: HostCatalog | None = None) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        interval: float,
+        hosts: HostCatalog | None = None,
+        demo: Callable[[], ImageSource] | None = None,
+    ) -> None:
         super().__init__()
         self.source = source
         self.interval = interval
+        # Opens the packaged demo, offered when the source does not answer.
+        self.demo = demo
         self.watcher = Watcher(source, interval)
         self.explorer = ExplorerScreen(source)
         self._hosts = hosts
@@ -74,7 +82,7 @@ class DockerscopeApp(App[None]):
 
     def on_watch_updated(self, message: WatchUpdated) -> None:
         if not self.is_running or message.watcher is not self.watcher:
-            return  # it arrived while the app shuts down, or is from the host it switched away from
+            return  # it arrived while the app shuts down, or is from a source the app switched away from
         update = message.update
         if update.error is not None:
             self._show_failure(update.error)
@@ -99,6 +107,18 @@ class DockerscopeApp(App[None]):
             self.push_screen(self._connection_screen)
         else:
             self._connection_screen.show_error(error)
+
+    def open_demo(self) -> None:
+        """Show the demo in place of the source, which is closed (it never answered)."""
+        if self.demo is None:
+            return
+        try:
+            source = self.demo()
+        except DockerServiceError as error:
+            self.notify(sanitize(error.reason), severity="error", markup=False)
+            return
+        self._remember(HostChoice(source.host, "demo"))
+        self.switch_source(source)
 
     def action_focus_pane(self, pane: str) -> None:
         if self.screen is self.explorer:
@@ -156,9 +176,12 @@ class DockerscopeApp(App[None]):
         except DockerServiceError as error:
             self.notify(sanitize(f"{error.host}: {error.reason}"), title=error.headline, severity="error", markup=False)
             return
+        self._remember(choice)
+        self.switch_source(source)
+
+    def _remember(self, choice: HostChoice) -> None:
         if all(opened.address != choice.address for opened in self._opened):
             self._opened.append(choice)
-        self.switch_source(source)
 
     def switch_source(self, source: ImageSource) -> None:
         """Show `source` instead of the current one: views start over, and the old source's
@@ -185,9 +208,15 @@ class DockerscopeApp(App[None]):
         self.source.close()
 
 
-def create_app(source: ImageSource, interval: float, hosts: HostCatalog | None = None) -> DockerscopeApp:
+def create_app(
+    source: ImageSource,
+    interval: float,
+    hosts: HostCatalog | None = None,
+    demo: Callable[[], ImageSource] | None = None,
+) -> DockerscopeApp:
     """Build the app around an image source (a daemon's `DockerService`, or any other `ImageSource`).
     `interval`: seconds between the safety-net polls while the event stream is up, or between all
     polls when the source has no event stream. `hosts`: what `H` offers to switch to (by default
-    the contexts, DOCKER_HOST and the engine sockets of this machine)."""
-    return DockerscopeApp(source, interval=interval, hosts=hosts)
+    the contexts, DOCKER_HOST and the engine sockets of this machine). `demo`: opens the demo the
+    no-daemon screen offers."""
+    return DockerscopeApp(source, interval=interval, hosts=hosts, demo=demo)
