@@ -12,6 +12,7 @@ podman_cli() {
 
 start_private_podman() {
     P=$(mktemp -d /tmp/dockerscope-podman.XXXXXX)
+    export P
     mkdir -p "$P/root" "$P/run" "$P/tmp"
     cat >"$P/storage.conf" <<CONF
 [storage]
