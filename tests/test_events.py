@@ -1,4 +1,5 @@
-"""Which daemon events refresh what, for the event shapes of API 1.41 through 1.52+ (Docker 29)."""
+"""Which daemon events refresh what, for the event shapes of API 1.41 through 1.52+ (Docker 29)
+and Podman's Docker-compatible API."""
 
 from __future__ import annotations
 
@@ -63,6 +64,18 @@ def test_image_events_naming_an_id_touch_that_image(action: str) -> None:
 @pytest.mark.parametrize(("action", "actor"), [("pull", "busybox:latest"), ("prune", ""), ("load", "app:1")])
 def test_image_events_naming_a_reference_or_nothing_list_all_images(action: str, actor: str) -> None:
     assert event_batch(_event("image", action, actor)) == EventBatch(all_images=True)
+
+
+@pytest.mark.parametrize("action", ["tag", "untag", "remove"])
+def test_podman_image_events_naming_a_bare_id_touch_that_image(action: str) -> None:
+    """Podman's image events name the image by its hex id without `sha256:`: that one image is
+    inspected again, not the whole list."""
+    assert event_batch(_event("image", action, "1" * 64)) == EventBatch(image_ids=frozenset({IMAGE}))
+
+
+@pytest.mark.parametrize("actor", ["1" * 63, "1" * 65, "A" * 64, "app:" + "1" * 60])
+def test_an_image_actor_that_is_not_exactly_a_hex_id_lists_all_images(actor: str) -> None:
+    assert event_batch(_event("image", "tag", actor)) == EventBatch(all_images=True)
 
 
 def test_push_and_save_change_no_image() -> None:
