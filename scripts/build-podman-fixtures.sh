@@ -26,6 +26,24 @@ PYTHON
 [ ${#images[@]} -gt 0 ] || { echo "build-podman-fixtures: no FIXTURE_IMAGES found in tests/conftest.py" >&2; exit 1; }
 docker save "${images[@]}" dockerscope-test/app:latest | podman_cli load -q >/dev/null
 
+# An image Podman built itself (buildah's history: `/bin/sh -c` before exec-form RUN arrays, a
+# `FROM` comment, WORKDIR without a layer).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf 'hello from podman\n' > "$work/hello.txt"
+cat > "$work/Containerfile" <<'CONTAINERFILE'
+FROM localhost/dockerscope-test/base:1
+ENV APP=podman
+WORKDIR /app
+COPY hello.txt /app/hello.txt
+RUN ["/bin/busybox", "touch", "/app/touched"]
+RUN echo shell > /app/shell.txt && echo scratch > /app/scratch.txt
+RUN rm /app/scratch.txt
+CMD ["cat", "/app/hello.txt"]
+CONTAINERFILE
+podman_cli build --network none -t dockerscope-test/podman-built:1 "$work" >"$work/build.log" 2>&1 \
+    || { cat "$work/build.log" >&2; exit 1; }
+
 containers=(dockerscope-podman-running dockerscope-podman-paused dockerscope-podman-exited dockerscope-podman-created
     dockerscope-podman-changes)
 podman_cli rm -f -t 0 "${containers[@]}" >/dev/null 2>&1 || true
