@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -32,6 +33,7 @@ from apphelpers import (
 from conftest import APP_IMAGE, FIXTURE_IMAGES, TOOL_IMAGE, WASTE_IMAGE
 from dockerscope import analyze
 from dockerscope.service import Connection, DockerService, SourceChoice
+from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import Daemon, read_image_layers
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
@@ -270,3 +272,19 @@ def test_podman_s_overlay_directories_and_its_export_give_the_same_listings(
         assert sorted(from_disk.entries) == sorted(from_stream.entries), diff_id
         assert from_disk.deleted == from_stream.deleted
         assert from_disk.opaque == from_stream.opaque
+
+
+async def test_what_one_run_read_from_podman_s_directories_the_next_finds_in_the_cache(
+    podman_host: str, podman: docker.APIClient, tmp_path: Path
+) -> None:
+    """Podman's `/info` ID changes with every answer; the cache keys its listings on its storage."""
+    connection = Connection(host=podman_host, source="test", client_kwargs={"base_url": podman_host})
+    sources = []
+    for _ in range(2):
+        service = DockerService(connection, cache=LayerCache(tmp_path))  # a new run: nothing in memory
+        try:
+            detail = await service.image_detail_of(TOOL_IMAGE)
+            sources.append((await service.image_contents(detail.id)).sources)
+        finally:
+            service.close()
+    assert sources == [("overlay",), ("cache",)]

@@ -116,7 +116,12 @@ class Daemon:
         None (nothing cached) for a daemon that names no ID or is not local."""
         if not self.local:
             return None
-        daemon_id = self.info().get("ID")
+        info = self.info()
+        if _is_podman(info):
+            # Podman makes a new ID up for every `/info` answer: its storage is what stays.
+            root = info.get("DockerRootDir")
+            return f"podman {root} {self.host}" if isinstance(root, str) and root else None
+        daemon_id = info.get("ID")
         if not isinstance(daemon_id, str) or not daemon_id:
             return None
         return f"{daemon_id} {self.host}"
@@ -127,10 +132,16 @@ class Daemon:
         if not self.local:
             return None
         info = self.info()
-        if _remaps_ids(info.get("SecurityOptions")):
+        rootless_podman = _is_podman(info) and info.get("Rootless") is not False
+        if rootless_podman or _remaps_ids(info.get("SecurityOptions")):
             return None
         root = info.get("DockerRootDir")
         return root if isinstance(root, str) else None
+
+
+def _is_podman(info: Mapping[str, Any]) -> bool:
+    """Whether a `/info` answer is Podman's (its Docker-compatible API adds `BuildahVersion`)."""
+    return "BuildahVersion" in info
 
 
 def _remaps_ids(options: object) -> bool:
