@@ -1,12 +1,14 @@
 """Write SVG screenshots of dockerscope, running against the daemon DOCKER_HOST names (the fixture
-images of scripts/build-fixtures.sh), into screenshots/.
+images of scripts/build-fixtures.sh), into screenshots/; the Podman scene runs against the Podman
+service DOCKERSCOPE_PODMAN_HOST names (scripts/podman-private.sh, scripts/build-podman-fixtures.sh).
 
-Usage: python scripts/screenshots.py [OUT_DIR]      (scripts/screenshots.sh does the whole job)
+Usage: python scripts/screenshots.py [OUT_DIR [SCENE...]]      (scripts/screenshots.sh does the whole job)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -35,6 +37,7 @@ APP_IMAGE = "dockerscope-test/app:1"
 CHAIN_IMAGE = "dockerscope-test/chain-c:1"
 CHANGES_CONTAINER = "dockerscope-test-changes"
 WASTE_IMAGE = "dockerscope-test/waste:1"
+PODMAN_IMAGE = "localhost/dockerscope-test/podman-built:1"  # Podman keeps the registry part
 
 Scene = Callable[[Pilot[None], DockerscopeApp], Awaitable[None]]
 
@@ -162,12 +165,18 @@ async def help_screen(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await pilot.pause(0.3)
 
 
+async def podman(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", PODMAN_IMAGE)
+    await settle(pilot, lambda: "base: " in str(app.explorer.query_one("#layer-summary", Static).render()))
+
+
 async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await settle(pilot, lambda: isinstance(app.screen, ConnectionScreen) and bool(app.screen.query("Static")))
 
 
-# How a scene reaches the daemon: directly, not at all, or through a proxy cut once the scene is set.
-DAEMON, NO_DAEMON, DAEMON_LOST = "daemon", "no daemon", "daemon lost"
+# How a scene reaches the daemon: directly, not at all, or through a proxy cut once the scene is set;
+# or the Podman service.
+DAEMON, NO_DAEMON, DAEMON_LOST, PODMAN = "daemon", "no daemon", "daemon lost", "podman"
 
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
@@ -182,6 +191,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "help": (help_screen, DAEMON),
     "no-daemon": (no_daemon, NO_DAEMON),
     "daemon-lost": (explorer, DAEMON_LOST),
+    "podman": (podman, PODMAN),
 }
 
 
@@ -195,6 +205,9 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         proxy = SocketProxy(Path(tempfile.mkdtemp(prefix="ds-")) / "docker.sock", daemon.removeprefix("unix://"))
         await proxy.start()
         host = f"unix://{proxy.path}"
+        connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
+    elif mode == PODMAN:
+        host = os.environ.get("DOCKERSCOPE_PODMAN_HOST") or sys.exit("screenshots: DOCKERSCOPE_PODMAN_HOST is not set")
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     else:
         connection = resolve_connection()
@@ -211,11 +224,13 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
     print(f"wrote {out / name}.svg")
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, names: list[str]) -> None:
+    """Take the scenes called `names`, every scene when none is named."""
     out.mkdir(parents=True, exist_ok=True)
     for name, (scene, mode) in SCENES.items():
-        await take(name, scene, mode, out)
+        if not names or name in names:
+            await take(name, scene, mode, out)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")))
+    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots"), sys.argv[2:]))
