@@ -34,7 +34,9 @@ tmp_dir = "$P/tmp"
 CONF
     export CONTAINERS_STORAGE_CONF="$P/storage.conf" CONTAINERS_CONF="$P/containers.conf"
     export DOCKERSCOPE_PODMAN_HOST="unix://$P/podman.sock"
-    podman_cli system service --time=0 "$DOCKERSCOPE_PODMAN_HOST" >"$P/podman.log" 2>&1 &
+    # Not through podman_cli: $! must be podman's own pid, not a subshell's.
+    podman --root "$P/root" --runroot "$P/run" system service --time=0 "$DOCKERSCOPE_PODMAN_HOST" \
+        >"$P/podman.log" 2>&1 &
     echo $! >"$P/pid"
     local waited=0 limit=${PODMAN_WAIT:-60}
     until curl -fsS --unix-socket "$P/podman.sock" http://localhost/_ping >/dev/null 2>&1; do
