@@ -4,6 +4,7 @@ containers of its own (scripts/build-podman-fixtures.sh). Driven by keys like th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -37,6 +38,7 @@ from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import Daemon, read_image_layers
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
+from method_proxy import MethodProxy
 from test_layer_contents_app import row_of, title, tree_rows
 
 # Podman keeps the registry part of a name: an image loaded as dockerscope-test/app:1 is listed as
@@ -288,3 +290,27 @@ async def test_what_one_run_read_from_podman_s_directories_the_next_finds_in_the
         finally:
             service.close()
     assert sources == [("overlay",), ("cache",)]
+
+
+async def test_a_tour_of_podman_sends_only_gets(podman_host: str, podman: docker.APIClient, short_tmp: Path) -> None:
+    """Through a proxy that refuses anything but GET and HEAD: lists, details, events, the layer
+    contents, a container's writable layer and `analyze`."""
+    with MethodProxy(short_tmp / "read-only.sock", podman_host) as proxy:
+        connection = Connection(host=proxy.url, source="test", client_kwargs={"base_url": proxy.url})
+        tour = create_app(DockerService(connection), interval=2)
+        async with tour.run_test(size=SIZE) as pilot:
+            await wait_until_live(pilot, tour)
+            await highlight_image(pilot, tour, LOCAL + WASTE_IMAGE)
+            await pilot.press("3", "enter")
+            await wait_until(pilot, lambda: isinstance(tour.screen, LayerContentsScreen) and bool(tree_rows(tour)))
+            await pilot.press("escape")
+            await highlight_container(pilot, tour, CHANGES)
+            await pilot.press("3", "enter")
+            await wait_until(pilot, lambda: isinstance(tour.screen, LayerContentsScreen) and bool(tree_rows(tour)))
+        code, _ = await asyncio.to_thread(_analyze, proxy.url, "--no-cache", "--source", "export", APP_IMAGE)
+        assert code == 0
+        assert proxy.refused == []
+        assert {request.method for request in proxy.requests} <= {"GET", "HEAD"}
+        paths = {request.path for request in proxy.requests}
+        assert {"/events", "/images/json", "/containers/json", "/info"} <= paths
+        assert any(path.endswith("/get") for path in paths)
