@@ -68,8 +68,12 @@ stop_private_podman() {
         for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
         kill -9 "$pid" 2>/dev/null || true
     fi
-    podman_cli system reset --force >/dev/null 2>&1 || true
-    umount -R "$P/root" "$P/run" 2>/dev/null || true
+    # Every mount left under $P (the storage's own bind mount, layer and shm mounts), deepest
+    # first. Not `podman system reset`: it also removes networks outside $P.
+    local mount
+    awk -v prefix="$P/" 'index($2, prefix) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mount; do
+        umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+    done
     rm -rf "$P" 2>/dev/null || true
     unset DOCKERSCOPE_PODMAN_HOST
 }
