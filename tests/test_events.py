@@ -41,9 +41,16 @@ def test_an_action_with_details_after_a_colon_counts_by_its_name() -> None:
     assert not event_batch(_event("container", "exec_start: sh -c date", CONTAINER))
 
 
-@pytest.mark.parametrize("action", ["attach", "detach", "exec_create", "exec_die", "resize", "top", "archive-path"])
+@pytest.mark.parametrize(
+    "action", ["attach", "detach", "exec_create", "exec_die", "resize", "top", "archive-path", "exec", "exec_died"]
+)
 def test_container_events_that_change_nothing_listed_are_ignored(action: str) -> None:
     assert not event_batch(_event("container", action, CONTAINER))
+
+
+@pytest.mark.parametrize("action", ["init", "cleanup", "remove"])
+def test_podman_s_own_lifecycle_actions_refresh_the_container(action: str) -> None:
+    assert event_batch(_event("container", action, CONTAINER)) == EventBatch(container_ids=frozenset({CONTAINER}))
 
 
 def test_an_action_a_newer_daemon_invents_refreshes_the_container() -> None:

@@ -28,6 +28,8 @@ QUIET_CONTAINER_ACTIONS = frozenset(
         "exec_detach",
         "exec_die",
         "exec_start",
+        "exec",  # Podman: an exec started
+        "exec_died",  # Podman: an exec ended
         "export",
         "extract-to-dir",
         "resize",
