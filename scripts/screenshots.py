@@ -1,5 +1,6 @@
 """Write SVG screenshots of dockerscope, running against the daemon DOCKER_HOST names (the fixture
-images of scripts/build-fixtures.sh), into screenshots/.
+images of scripts/build-fixtures.sh), into screenshots/; the Podman scene runs against the Podman
+service DOCKERSCOPE_PODMAN_HOST names (scripts/podman-private.sh, scripts/build-podman-fixtures.sh).
 
 Usage: python scripts/screenshots.py [OUT_DIR [SCENE ...]]      (scripts/screenshots.sh does the whole job)
 """
@@ -7,6 +8,7 @@ Usage: python scripts/screenshots.py [OUT_DIR [SCENE ...]]      (scripts/screens
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -36,6 +38,7 @@ APP_IMAGE = "dockerscope-test/app:1"
 CHAIN_IMAGE = "dockerscope-test/chain-c:1"
 CHANGES_CONTAINER = "dockerscope-test-changes"
 WASTE_IMAGE = "dockerscope-test/waste:1"
+PODMAN_IMAGE = "localhost/dockerscope-test/podman-built:1"  # Podman keeps the registry part
 
 Scene = Callable[[Pilot[None], DockerscopeApp], Awaitable[None]]
 
@@ -169,13 +172,18 @@ async def demo(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await settle(pilot, lambda: "unique" in str(app.explorer.query_one("#layer-summary", Static).render()))
 
 
+async def podman(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", PODMAN_IMAGE)
+    await settle(pilot, lambda: "base: " in str(app.explorer.query_one("#layer-summary", Static).render()))
+
+
 async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await settle(pilot, lambda: isinstance(app.screen, ConnectionScreen) and bool(app.screen.query("Static")))
 
 
 # How a scene reaches the daemon: directly, not at all, through a proxy cut once the scene is set,
-# or not at all but with the packaged demo.
-DAEMON, NO_DAEMON, DAEMON_LOST, DEMO = "daemon", "no daemon", "daemon lost", "demo"
+# not at all but with the packaged demo, or the Podman service.
+DAEMON, NO_DAEMON, DAEMON_LOST, DEMO, PODMAN = "daemon", "no daemon", "daemon lost", "demo", "podman"
 
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
@@ -191,6 +199,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "no-daemon": (no_daemon, NO_DAEMON),
     "daemon-lost": (explorer, DAEMON_LOST),
     "demo": (demo, DEMO),
+    "podman": (podman, PODMAN),
 }
 
 
@@ -205,12 +214,15 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         await proxy.start()
         host = f"unix://{proxy.path}"
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
+    elif mode == PODMAN:
+        host = os.environ.get("DOCKERSCOPE_PODMAN_HOST") or sys.exit("screenshots: DOCKERSCOPE_PODMAN_HOST is not set")
+        connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     else:
         connection = resolve_connection()
     source: ImageSource = demo_source() if mode == DEMO else DockerService(connection)
     app = create_app(source, interval=60, demo=demo_source)
     async with app.run_test(size=SIZE) as pilot:
-        if mode in (DAEMON, DAEMON_LOST):
+        if mode in (DAEMON, DAEMON_LOST, PODMAN):
             await settle(pilot, lambda: app.watcher.live)
         await scene(pilot, app)
         if proxy is not None:
@@ -222,6 +234,7 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
 
 
 async def main(out: Path, names: list[str]) -> None:
+    """Take the scenes called `names`, every scene when none is named."""
     out.mkdir(parents=True, exist_ok=True)
     for name, (scene, mode) in SCENES.items():
         if not names or name in names:
