@@ -1,12 +1,14 @@
 """Write SVG screenshots of dockerscope, running against the daemon DOCKER_HOST names (the fixture
-images of scripts/build-fixtures.sh), into screenshots/.
+images of scripts/build-fixtures.sh), into screenshots/; the Podman scene runs against the Podman
+service DOCKERSCOPE_PODMAN_HOST names (scripts/podman-private.sh, scripts/build-podman-fixtures.sh).
 
-Usage: python scripts/screenshots.py [OUT_DIR]      (scripts/screenshots.sh does the whole job)
+Usage: python scripts/screenshots.py [OUT_DIR [SCENE ...]]      (scripts/screenshots.sh does the whole job)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from dockerscope.service import Connection, DockerService, ImageSource, open_archive, resolve_connection
+from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
@@ -36,6 +39,7 @@ APP_IMAGE = "dockerscope-test/app:1"
 CHAIN_IMAGE = "dockerscope-test/chain-c:1"
 CHANGES_CONTAINER = "dockerscope-test-changes"
 WASTE_IMAGE = "dockerscope-test/waste:1"
+PODMAN_IMAGE = "localhost/dockerscope-test/podman-built:1"  # Podman keeps the registry part
 
 Scene = Callable[[Pilot[None], DockerscopeApp], Awaitable[None]]
 
@@ -163,13 +167,25 @@ async def help_screen(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await pilot.pause(0.3)
 
 
+async def demo(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await highlight(pilot, app.explorer.query_one(ContainerList), "4", "web")
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", "demo/web:1")
+    await settle(pilot, lambda: "unique" in str(app.explorer.query_one("#layer-summary", Static).render()))
+
+
+async def podman(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", PODMAN_IMAGE)
+    await settle(pilot, lambda: "base: " in str(app.explorer.query_one("#layer-summary", Static).render()))
+
+
 async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await settle(pilot, lambda: isinstance(app.screen, ConnectionScreen) and bool(app.screen.query("Static")))
 
 
-# How a scene reaches the daemon: directly, not at all, or through a proxy cut once the scene is set.
-DAEMON, NO_DAEMON, DAEMON_LOST = "daemon", "no daemon", "daemon lost"
-# The app on a `docker save` of these fixture images, no daemon in between.
+# How a scene reaches the daemon: directly, not at all, through a proxy cut once the scene is set,
+# not at all but with the packaged demo, or the Podman service; or an archive, no daemon in between.
+DAEMON, NO_DAEMON, DAEMON_LOST, DEMO, PODMAN = "daemon", "no daemon", "daemon lost", "demo", "podman"
+# The app on a `docker save` of these fixture images.
 ARCHIVE = "archive"
 ARCHIVE_IMAGES = (APP_IMAGE, "dockerscope-test/base:1", CHAIN_IMAGE, WASTE_IMAGE)
 
@@ -199,6 +215,8 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "help": (help_screen, DAEMON),
     "no-daemon": (no_daemon, NO_DAEMON),
     "daemon-lost": (explorer, DAEMON_LOST),
+    "demo": (demo, DEMO),
+    "podman": (podman, PODMAN),
     "archive": (archive_session, ARCHIVE),
 }
 
@@ -214,12 +232,21 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         await proxy.start()
         host = f"unix://{proxy.path}"
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
+    elif mode == PODMAN:
+        host = os.environ.get("DOCKERSCOPE_PODMAN_HOST") or sys.exit("screenshots: DOCKERSCOPE_PODMAN_HOST is not set")
+        connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     else:
         connection = resolve_connection()
-    source: ImageSource = open_archive(str(save_archive())) if mode == ARCHIVE else DockerService(connection)
-    app = create_app(source, interval=60)
+    source: ImageSource
+    if mode == DEMO:
+        source = demo_source()
+    elif mode == ARCHIVE:
+        source = open_archive(str(save_archive()))
+    else:
+        source = DockerService(connection)
+    app = create_app(source, interval=60, demo=demo_source)
     async with app.run_test(size=SIZE) as pilot:
-        if mode not in (NO_DAEMON, ARCHIVE):
+        if mode in (DAEMON, DAEMON_LOST, PODMAN):
             await settle(pilot, lambda: app.watcher.live)
         await scene(pilot, app)
         if proxy is not None:
@@ -230,11 +257,13 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
     print(f"wrote {out / name}.svg")
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, names: list[str]) -> None:
+    """Take the scenes called `names`, every scene when none is named."""
     out.mkdir(parents=True, exist_ok=True)
     for name, (scene, mode) in SCENES.items():
-        await take(name, scene, mode, out)
+        if not names or name in names:
+            await take(name, scene, mode, out)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots")))
+    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots"), sys.argv[2:]))

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, starts a private dockerd, builds the fixture
-# images, runs ruff, mypy and pytest, and stops the daemon. Extra arguments go to pytest.
+# The whole test suite: installs what it needs, starts a private dockerd and a private Podman
+# service, builds the fixture images in both, runs ruff, mypy and pytest, and stops both daemons.
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for package in docker.io busybox-static tmux skopeo; do
+for package in docker.io podman busybox-static tmux skopeo; do
     dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,10 +24,15 @@ venv=${DOCKERSCOPE_VENV:-.venv}
 
 # shellcheck source=scripts/dockerd-private.sh
 source scripts/dockerd-private.sh
-trap stop_private_dockerd EXIT
+# shellcheck source=scripts/podman-private.sh
+source scripts/podman-private.sh
+trap 'stop_private_podman; stop_private_dockerd' EXIT
 start_private_dockerd
 echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 bash scripts/build-fixtures.sh
+start_private_podman  # exports DOCKERSCOPE_PODMAN_HOST for pytest
+echo "private Podman at $DOCKERSCOPE_PODMAN_HOST: $(podman_cli version --format '{{.Server.Version}}')"
+bash scripts/build-podman-fixtures.sh
 
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

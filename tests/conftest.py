@@ -93,14 +93,24 @@ DAEMON_FIXTURE = "docker_host"
 DAEMON_GROUP = "daemon"
 
 
+# The private Podman service (scripts/podman-private.sh): its tests are `daemon` tests too, in a
+# group of their own (they share that service, not the dockerd), so the two groups can overlap.
+PODMAN_FIXTURE = "podman_host"
+PODMAN_GROUP = "podman"
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker and before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `daemon` every test whose fixtures, directly or through other fixtures, need the daemon,
-    and put it in DAEMON_GROUP."""
+    """Mark `daemon` every test whose fixtures, directly or through other fixtures, need the daemon
+    (or the Podman service), and put it in DAEMON_GROUP (or PODMAN_GROUP)."""
     for item in items:
-        if DAEMON_FIXTURE in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if DAEMON_FIXTURE in names:
             item.add_marker(pytest.mark.daemon)
             item.add_marker(pytest.mark.xdist_group(DAEMON_GROUP))
+        elif PODMAN_FIXTURE in names:
+            item.add_marker(pytest.mark.daemon)
+            item.add_marker(pytest.mark.xdist_group(PODMAN_GROUP))
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +122,27 @@ def docker_host() -> str:
         docker.APIClient(base_url=host, version="auto", timeout=10).close()
     except docker.errors.DockerException as exc:
         pytest.fail(f"no Docker daemon answers at {host}: {exc}")
+    return host
+
+
+@pytest.fixture(scope="session")
+def podman_host() -> str:
+    """The private Podman service's address (DOCKERSCOPE_PODMAN_HOST, set by scripts/test.sh)."""
+    host = os.environ.get("DOCKERSCOPE_PODMAN_HOST", "")
+    if not host:
+        pytest.fail(
+            "DOCKERSCOPE_PODMAN_HOST is not set: run the suite with `bash scripts/test.sh`, which starts Podman"
+        )
+    try:
+        client = docker.APIClient(base_url=host, version="auto", timeout=10)
+        try:
+            components = client.version(api_version=False).get("Components") or []
+        finally:
+            client.close()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Podman service answers at {host}: {exc}")
+    if not any(str(component.get("Name", "")).startswith("Podman") for component in components):
+        pytest.fail(f"the engine at {host} is not Podman")
     return host
 
 

@@ -30,6 +30,7 @@ from dockerscope.service import (
     archive_reader,
     open_archive,
 )
+from dockerscope.service.hosts import HostCatalog, HostChoice
 from dockerscope.ui import create_app
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 
@@ -422,3 +423,19 @@ async def test_the_app_says_why_a_corrupt_layer_cannot_be_shown(tmp_path: Path) 
             pilot, lambda: any("does not match its diff id" in note.message for note in app._notifications)
         )
         assert not isinstance(app.screen, LayerContentsScreen)
+
+
+async def test_the_host_list_probes_and_reopens_an_archive_opened_this_session(tmp_path: Path) -> None:
+    opened = open_archive(str(_saved(tmp_path)))
+    catalog = HostCatalog(environment={}, root=str(tmp_path))
+    choice = HostChoice(opened.host, "opened this session")
+    probe = await catalog.probe(choice)
+    assert probe.reachable and probe.label == "docker archive"
+    again = catalog.open(choice)
+    assert len((await again.snapshot()).images) == 2
+    again.close()
+    opened.close()
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"junk" * 1000)
+    probe = await catalog.probe(HostChoice(str(bad), "opened this session"))
+    assert not probe.reachable and "not a readable image archive" in probe.problem

@@ -1,4 +1,5 @@
-"""Which daemon events refresh what, for the event shapes of API 1.41 through 1.52+ (Docker 29)."""
+"""Which daemon events refresh what, for the event shapes of API 1.41 through 1.52+ (Docker 29)
+and Podman's Docker-compatible API."""
 
 from __future__ import annotations
 
@@ -40,9 +41,16 @@ def test_an_action_with_details_after_a_colon_counts_by_its_name() -> None:
     assert not event_batch(_event("container", "exec_start: sh -c date", CONTAINER))
 
 
-@pytest.mark.parametrize("action", ["attach", "detach", "exec_create", "exec_die", "resize", "top", "archive-path"])
+@pytest.mark.parametrize(
+    "action", ["attach", "detach", "exec_create", "exec_die", "resize", "top", "archive-path", "exec", "exec_died"]
+)
 def test_container_events_that_change_nothing_listed_are_ignored(action: str) -> None:
     assert not event_batch(_event("container", action, CONTAINER))
+
+
+@pytest.mark.parametrize("action", ["init", "cleanup", "remove"])
+def test_podman_s_own_lifecycle_actions_refresh_the_container(action: str) -> None:
+    assert event_batch(_event("container", action, CONTAINER)) == EventBatch(container_ids=frozenset({CONTAINER}))
 
 
 def test_an_action_a_newer_daemon_invents_refreshes_the_container() -> None:
@@ -63,6 +71,18 @@ def test_image_events_naming_an_id_touch_that_image(action: str) -> None:
 @pytest.mark.parametrize(("action", "actor"), [("pull", "busybox:latest"), ("prune", ""), ("load", "app:1")])
 def test_image_events_naming_a_reference_or_nothing_list_all_images(action: str, actor: str) -> None:
     assert event_batch(_event("image", action, actor)) == EventBatch(all_images=True)
+
+
+@pytest.mark.parametrize("action", ["tag", "untag", "remove"])
+def test_podman_image_events_naming_a_bare_id_touch_that_image(action: str) -> None:
+    """Podman's image events name the image by its hex id without `sha256:`: that one image is
+    inspected again, not the whole list."""
+    assert event_batch(_event("image", action, "1" * 64)) == EventBatch(image_ids=frozenset({IMAGE}))
+
+
+@pytest.mark.parametrize("actor", ["1" * 63, "1" * 65, "A" * 64, "app:" + "1" * 60])
+def test_an_image_actor_that_is_not_exactly_a_hex_id_lists_all_images(actor: str) -> None:
+    assert event_batch(_event("image", "tag", actor)) == EventBatch(all_images=True)
 
 
 def test_push_and_save_change_no_image() -> None:

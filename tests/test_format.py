@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dockerscope.ui.format import relative_time, relative_time_changes_at
+from dockerscope.ui.format import relative_time, relative_time_changes_at, sizes_differ
 
 NOW = datetime(2026, 11, 29, 3, 0, 0, tzinfo=timezone.utc)
 TICK = timedelta(microseconds=1)
@@ -59,3 +59,10 @@ def test_young_rows_are_made_again_soon_old_ones_rarely(age: timedelta, seconds_
 def test_an_unknown_time_never_changes_and_a_future_one_is_looked_at_again_soon() -> None:
     assert relative_time_changes_at(None, NOW) is None
     assert relative_time_changes_at(NOW + timedelta(hours=1), NOW) == NOW + timedelta(seconds=1)
+
+
+def test_a_layer_total_that_prints_like_the_image_size_is_no_difference() -> None:
+    """Podman's app image: history sizes add up to 2,436,096 bytes, the image says 2,443,397."""
+    assert not sizes_differ(2_436_096, 2_443_397)
+    assert sizes_differ(2_436_096, 2_536_096)
+    assert sizes_differ(0, 1)

@@ -443,3 +443,26 @@ def test_the_cache_scope_is_the_daemons_id_and_socket() -> None:
     for info in ({}, {"ID": ""}, {"ID": 7}, {"ID": ["ABCD"]}, ["ID"]):
         assert scope(info, "unix:///a.sock") is None
     assert scope({"ID": "ABCD"}, "tcp://127.0.0.1:2375") is None
+
+
+def test_the_cache_scope_of_podman_is_its_storage_and_socket() -> None:
+    """Podman's `/info` makes a new ID up for every answer: the scope comes from its graph root, so
+    what one run read from Podman's directories is found by the next."""
+    podman = {"BuildahVersion": "1.28.2", "Rootless": False, "DockerRootDir": "/var/lib/containers/storage"}
+
+    def scope(info: object, host: str = "unix:///run/podman/podman.sock") -> str | None:
+        return Daemon(HostileDaemon(info, {}), host).scope()
+
+    assert scope(podman | {"ID": "1"}) == scope(podman | {"ID": "2"}) is not None
+    assert scope(podman) != scope(podman, "unix:///tmp/other.sock")
+    assert scope(podman) != scope(podman | {"DockerRootDir": "/srv/storage"})
+    for root in (None, "", 7):
+        assert scope(podman | {"DockerRootDir": root}) is None
+    assert scope(podman, "tcp://127.0.0.1:8080") is None
+
+
+@pytest.mark.parametrize(("rootless", "fast"), [(False, True), (True, False), (None, False), ("false", False)])
+def test_rootless_podman_gets_no_fast_path(rootless: object, fast: bool) -> None:
+    """Rootless Podman stores files under shifted ids, as rootless Docker does."""
+    info = {"BuildahVersion": "1.28.2", "Rootless": rootless, "DockerRootDir": "/var/lib/containers/storage"}
+    assert (Daemon(HostileDaemon(info, {}), "unix:///run/podman/podman.sock").overlay_root() is not None) is fast

@@ -481,6 +481,55 @@ def test_podman_missing_ids() -> None:
     assert _table(stack) == [("ADD file:cc in /", LAYER, diff_ids[0]), ('CMD ["sh"]', EMPTY, None)]
 
 
+def test_a_podman_built_image_maps_exactly() -> None:
+    """As Podman 4.3 lists an image it built (recorded from the test service): ids are `<missing>`
+    or other images' ids, sizes are tar sizes (a layer is never 0), the comment says FROM, a
+    `#(nop) WORKDIR` made no layer, buildah puts `/bin/sh -c` before an exec-form RUN's array, and
+    Docker's legacy builder below wrote its exec-form RUN without one."""
+    diff_ids = [_digest(f"p{index}") for index in range(6)]
+    oldest_first = [
+        ("/bin/sh -c #(nop) COPY file:73e2 in /bin/busybox ", 1984512, "<missing>"),
+        ("/bin/busybox --install -s /bin", 138752, "<missing>"),
+        ("/bin/sh -c #(nop)  ENV PATH=/bin", 0, "<missing>"),
+        ('/bin/sh -c #(nop)  CMD ["/bin/sh"]', 0, "<missing>"),
+        ("/bin/sh -c #(nop) ENV APP=podman", 0, "<missing>"),
+        ("/bin/sh -c #(nop) WORKDIR /app", 0, "c18c64e5ef56fc2de9b3aaa31394460d8a305d46b1ac6740224a9cb62fc4d974"),
+        ("/bin/sh -c #(nop) COPY file:d51c in /app/hello.txt ", 2560, "348c5782e116332b6386"),
+        ('/bin/sh -c ["/bin/busybox", "touch", "/app/touched"]', 5120, "d01a8bbe97e0b34b3a6a"),
+        ("/bin/sh -c echo shell > /app/shell.txt && echo scratch > /app/scratch.txt", 4096, "<missing>"),
+        ("/bin/sh -c rm /app/scratch.txt", 2560, "sha256:<missing>"),
+        ('/bin/sh -c #(nop) CMD ["cat", "/app/hello.txt"]', 0, _digest("image")),
+    ]
+    history = [
+        {
+            "Id": entry_id,
+            "Created": 1_796_611_000,
+            "CreatedBy": created_by,
+            "Tags": None,
+            "Size": size,
+            "Comment": "FROM localhost/dockerscope-test/base:1",
+        }
+        for created_by, size, entry_id in reversed(oldest_first)
+    ]
+
+    stack = map_history(history, diff_ids)
+
+    assert stack.quality is MappingQuality.EXACT
+    assert _table(stack) == [
+        ("COPY file:73e2 in /bin/busybox", LAYER, diff_ids[0]),
+        ("RUN /bin/busybox --install -s /bin", LAYER, diff_ids[1]),
+        ("ENV PATH=/bin", EMPTY, None),
+        ('CMD ["/bin/sh"]', EMPTY, None),
+        ("ENV APP=podman", EMPTY, None),
+        ("WORKDIR /app", EMPTY, None),
+        ("COPY file:d51c in /app/hello.txt", LAYER, diff_ids[2]),
+        ('RUN ["/bin/busybox", "touch", "/app/touched"]', LAYER, diff_ids[3]),
+        ("RUN echo shell > /app/shell.txt && echo scratch > /app/scratch.txt", LAYER, diff_ids[4]),
+        ("RUN rm /app/scratch.txt", LAYER, diff_ids[5]),
+        ('CMD ["cat", "/app/hello.txt"]', EMPTY, None),
+    ]
+
+
 def test_missing_zero_or_negative_created_and_size_are_tolerated() -> None:
     history = [
         {"Id": "<missing>", "Created": 0, "CreatedBy": 'CMD ["/app"]', "Tags": None, "Size": None},

@@ -19,7 +19,7 @@ import pytest
 from conftest import CHANGES_CONTAINER, FIXTURE_IMAGES, WASTE_IMAGE
 from dockerscope.service import overlay_reader
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing, ReadCancelled
-from dockerscope.service.overlay_reader import LayerTooDeep, overlay_layer_dirs, read_layer_dir
+from dockerscope.service.overlay_reader import LayerTooDeep, overlay_driver, overlay_layer_dirs, read_layer_dir
 
 
 def _by_path(listing: LayerListing) -> dict[str, LayerEntry]:
@@ -599,9 +599,59 @@ def test_missing_or_malformed_graph_driver_data_gives_none(graph_driver: object,
     assert overlay_layer_dirs(graph_driver, 1, str(root)) is None
 
 
-@pytest.mark.parametrize("name", ["overlay", "fuse-overlayfs", "devicemapper", "btrfs", "vfs", "windowsfilter", ""])
+@pytest.mark.parametrize("name", ["fuse-overlayfs", "devicemapper", "btrfs", "vfs", "windowsfilter", "", "Overlay2"])
 def test_other_storage_drivers_give_none(layer_dirs: list[Path], root: Path, name: str) -> None:
     assert overlay_layer_dirs(_graph_driver(layer_dirs[0], name=name), 1, str(root)) is None
+
+
+@pytest.fixture
+def podman_dirs(root: Path) -> list[Path]:
+    """Three layers as Podman's overlay driver keeps them: `<graphroot>/overlay/<id>/diff`, the
+    `overlay` directory root's alone, and the `l/` short links of the lower chain beside them."""
+    storage = root / "overlay"
+    storage.mkdir(mode=0o700)
+    (storage / "l").mkdir()
+    dirs = [storage / f"{number}{'a' * 63}" / "diff" for number in range(3)]
+    for number, directory in enumerate(dirs):
+        directory.mkdir(parents=True, mode=0o555)
+        (storage / "l" / f"SHORT{number}").symlink_to(f"../{directory.parent.name}/diff")
+    return dirs
+
+
+def test_podman_overlay_layers_under_the_graph_root_get_the_fast_path(podman_dirs: list[Path], root: Path) -> None:
+    oldest, middle, top = podman_dirs
+    driver = _graph_driver(top, middle, oldest, name="overlay")
+    assert overlay_layer_dirs(driver, 3, str(root)) == [str(directory) for directory in podman_dirs]
+    assert overlay_driver(driver) == "overlay"
+    assert overlay_driver(_graph_driver(top)) == "overlay2"
+
+
+def test_a_driver_naming_the_other_drivers_directories_gets_no_fast_path(
+    layer_dirs: list[Path], podman_dirs: list[Path], root: Path
+) -> None:
+    """overlay2 layers live under `overlay2/`, Podman's overlay layers under `overlay/`: a daemon
+    naming the other tree gets the export stream."""
+    assert overlay_layer_dirs(_graph_driver(layer_dirs[0], name="overlay"), 1, str(root)) is None
+    assert overlay_layer_dirs(_graph_driver(podman_dirs[0], name="overlay2"), 1, str(root)) is None
+
+
+def test_podman_short_links_and_other_layouts_get_no_fast_path(podman_dirs: list[Path], root: Path) -> None:
+    """The `l/` links are symlinks, and Docker's old overlay driver kept layers in `<id>/root`."""
+    storage = root / "overlay"
+    (storage / "legacy" / "root").mkdir(parents=True)
+    for directory in (storage / "l" / "SHORT0", storage / "l" / "SHORT0" / "diff", storage / "legacy" / "root"):
+        assert overlay_layer_dirs(_graph_driver(directory, name="overlay"), 1, str(root)) is None
+
+
+@pytest.mark.parametrize(("uid", "mode"), [(1000, 0o700), (0, 0o720), (0, 0o702)])
+def test_a_podman_overlay_directory_others_can_write_to_gets_no_fast_path(
+    podman_dirs: list[Path], root: Path, uid: int, mode: int
+) -> None:
+    driver = _graph_driver(podman_dirs[0], name="overlay")
+    assert overlay_layer_dirs(driver, 1, str(root)) is not None
+    os.chown(root / "overlay", uid, 0)
+    (root / "overlay").chmod(mode)
+    assert overlay_layer_dirs(driver, 1, str(root)) is None
 
 
 def test_without_root_the_fast_path_is_off(layer_dirs: list[Path], root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,8 +41,10 @@ from apphelpers import (
 )
 from conftest import APP_IMAGE, CHANGES_CONTAINER, TOOL_IMAGE, WASTE_IMAGE
 from dockerscope.service import Connection, DockerService
+from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.changes_screen import ChangesScreen
+from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.help_screen import HelpScreen
@@ -445,6 +447,20 @@ async def _writable_layer(tour: Tour, app: DockerscopeApp) -> None:
         await tour.until(lambda: app.screen is app.explorer)
 
 
+async def _no_daemon_screen() -> set[tuple[type, str]]:
+    """The keys of the no-daemon screen, on an app whose daemon does not answer: `d` opens the
+    packaged demo, which sends nothing anywhere."""
+    host = "tcp://127.0.0.1:1"
+    service = DockerService(Connection(host=host, source="test", client_kwargs={"base_url": host}))
+    app = create_app(service, interval=2, demo=demo_source)
+    async with app.run_test(size=SIZE) as pilot:
+        tour = Tour(pilot, app)
+        await tour.until(lambda: isinstance(app.screen, ConnectionScreen))
+        await tour.press("d")
+        await tour.until(lambda: app.screen is app.explorer and bool(shown_names(app)))
+    return tour.pressed
+
+
 async def test_a_tour_of_every_screen_and_key_sends_only_gets(app: DockerscopeApp, proxy: MethodProxy) -> None:
     async with app.run_test(size=SIZE) as pilot:
         tour = Tour(pilot, app)
@@ -456,7 +472,8 @@ async def test_a_tour_of_every_screen_and_key_sends_only_gets(app: DockerscopeAp
         await _writable_layer(tour, app)
         await tour.press("q")
         await tour.until(lambda: not app.is_running)
-    missed = sorted(f"{cls.__name__}: {key}" for cls, key in bound_keys() - tour.pressed)
+    pressed = tour.pressed | await _no_daemon_screen()
+    missed = sorted(f"{cls.__name__}: {key}" for cls, key in bound_keys() - pressed)
     assert missed == [], "the tour skips these keys"
     assert proxy.refused == []
     paths = {re.sub(r"/(sha256:)?[0-9a-f]{12,}(?=/)", "/{id}", request.path) for request in proxy.requests}

@@ -117,7 +117,7 @@ def test_the_app_runs_with_the_collector_on_and_start_up_frozen(monkeypatch: pyt
             seen["enabled"] = gc.isenabled()
             seen["frozen"] = gc.get_freeze_count()
 
-    def create_app(service: object, interval: float) -> FakeApp:
+    def create_app(service: object, interval: float, demo: object = None) -> FakeApp:
         seen["enabled_while_building"] = gc.isenabled()
         return FakeApp()
 

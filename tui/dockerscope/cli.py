@@ -1,5 +1,5 @@
 """`dockerscope [--host URL] [--interval SECONDS]`, `dockerscope FILE|DIR` (an image archive or OCI
-layout), and `dockerscope analyze IMAGE …`."""
+layout), `dockerscope --demo`, and `dockerscope analyze IMAGE …`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dockerscope.sanitize import sanitize
 
 if TYPE_CHECKING:
     from dockerscope.service import ImageSource
+    from dockerscope.service.recorded_source import RecordedSource
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
 DEFAULT_INTERVAL = 60.0
@@ -59,7 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between full polls, a safety net behind the daemon's event stream "
         f"(default: {DEFAULT_INTERVAL:g}; every 3 s at most while the stream is down)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open a recorded snapshot of a daemon shipped with dockerscope: no Docker needed",
+    )
     return parser
+
+
+def _demo() -> RecordedSource:
+    """The packaged demo, loaded only when asked for."""
+    from dockerscope.service.demo import demo_source
+
+    return demo_source()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,19 +91,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             return analyze.main(arguments[1:])
         parser = build_parser()
         args = parser.parse_args(arguments)
-        source: ImageSource | None
-        if args.path is not None:
-            source = _archive(parser, args)
-        else:
-            source = service = connect(args.host)
-            if service is not None:
-                # The daemon works on the first lists while Textual loads (a third of a second here).
-                service.prefetch()
-        if source is None:
-            return 2
-        from dockerscope.ui import create_app
+        if args.demo and args.path is not None:
+            parser.error("give either --demo or an archive path, not both")
+        if args.demo:
+            from dockerscope.service import DockerServiceError
+            from dockerscope.ui import create_app
 
-        app = create_app(source, interval=args.interval)
+            try:
+                app = create_app(_demo(), interval=args.interval)
+            except DockerServiceError as error:
+                print(sanitize(f"dockerscope: {error.reason}", max_chars=1000), file=sys.stderr)
+                return 2
+        else:
+            source: ImageSource | None
+            if args.path is not None:
+                source = _archive(parser, args)
+            else:
+                source = service = connect(args.host)
+                if service is not None:
+                    # The daemon works on the first lists while Textual loads (a third of a second here).
+                    service.prefetch()
+            if source is None:
+                return 2
+            from dockerscope.ui import create_app
+
+            app = create_app(source, interval=args.interval, demo=_demo)
         _resume_collection(collecting)
         app.run()
         # The process ends now: spare the interpreter's teardown a hunt for reference cycles through

@@ -14,6 +14,7 @@ from dockerscope.service.errors import (
     ObjectNotFound,
 )
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.hosts import HostCatalog, HostChoice, HostProbe
 from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
 from dockerscope.service.layer_files import EntryType, LayerEntry, ProgressCallback, ReadCancelled, ReadProgress
 from dockerscope.service.layers import map_history
@@ -62,6 +63,9 @@ __all__ = [
     "EventFeed",
     "FileChange",
     "FileStatus",
+    "HostCatalog",
+    "HostChoice",
+    "HostProbe",
     "ImageContents",
     "ImageContext",
     "ImageDetail",

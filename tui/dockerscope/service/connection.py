@@ -4,6 +4,7 @@ current context, as the docker CLI itself decides."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,39 @@ class Connection:
     host: str
     source: str
     client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SocketPlace:
+    """A well-known place of an engine's socket: `kind` says whose (`Docker`, `rootless Podman`…)."""
+
+    kind: str
+    path: str
+
+
+def socket_places(environment: Mapping[str, str], root: str = "/") -> list[SocketPlace]:
+    """Where engines keep their sockets, in the order they are tried; `root` prefixes the absolute
+    ones (tests point it at a directory of their own)."""
+    places = [SocketPlace("Docker socket", os.path.join(root, "var/run/docker.sock"))]
+    runtime_dir = environment.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        places.append(SocketPlace("rootless Docker socket", os.path.join(runtime_dir, "docker.sock")))
+        places.append(SocketPlace("rootless Podman socket", os.path.join(runtime_dir, "podman", "podman.sock")))
+    places.append(SocketPlace("Podman socket", os.path.join(root, "run/podman/podman.sock")))
+    return places
+
+
+def found_sockets(environment: Mapping[str, str], root: str = "/") -> list[SocketPlace]:
+    """The places of `socket_places` that hold a socket now (looked at, not connected to)."""
+    found = []
+    for place in socket_places(environment, root):
+        try:
+            mode = os.stat(place.path).st_mode
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISSOCK(mode):
+            found.append(place)
+    return found
 
 
 def resolve_connection(host: str | None = None, environment: Mapping[str, str] | None = None) -> Connection:

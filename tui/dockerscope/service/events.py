@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -27,12 +28,15 @@ QUIET_CONTAINER_ACTIONS = frozenset(
         "exec_detach",
         "exec_die",
         "exec_start",
+        "exec",  # Podman: an exec started
+        "exec_died",  # Podman: an exec ended
         "export",
         "extract-to-dir",
         "resize",
         "top",
     }
 )
+_BARE_IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 # Image actions that change no image.
 QUIET_IMAGE_ACTIONS = frozenset({"push", "save"})
 
@@ -57,6 +61,9 @@ def event_batch(event: Mapping[str, Any]) -> EventBatch:
         # A pull or a prune names a reference or nothing, not an image id: list the images again.
         if object_id.startswith("sha256:"):
             return EventBatch(image_ids=frozenset({object_id}))
+        # Podman names the image by its bare hex id; a reference can never be 64 hex digits.
+        if _BARE_IMAGE_ID.fullmatch(object_id):
+            return EventBatch(image_ids=frozenset({f"sha256:{object_id}"}))
         return EventBatch(all_images=True)
     return EventBatch()
 

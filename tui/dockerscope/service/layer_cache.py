@@ -396,11 +396,11 @@ def _check_ids(column: Any) -> None:
     _check_ints(column, 0, _MAX_ID)
 
 
-def encode(diff_id: str, listing: LayerListing) -> bytes:
-    """A cache file's bytes for the listing of `diff_id`."""
+def listing_document(diff_id: str, listing: LayerListing) -> dict[str, Any]:
+    """A listing as the JSON object a cache file holds (also the demo recording's layer format)."""
     paths, types, sizes, modes, uids, gids, links = tuple(zip(*listing.entries, strict=True)) or ((),) * 7
     type_values, type_counts = _runs(types)
-    document = {
+    return {
         "diff_id": diff_id,
         "path": paths,
         "size": sizes,
@@ -412,7 +412,11 @@ def encode(diff_id: str, listing: LayerListing) -> bytes:
         "deleted": sorted(listing.deleted),
         "opaque": sorted(listing.opaque),
     }
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode(diff_id: str, listing: LayerListing) -> bytes:
+    """A cache file's bytes for the listing of `diff_id`."""
+    text = json.dumps(listing_document(diff_id, listing), ensure_ascii=False, separators=(",", ":"))
     return _HEADER + zlib.compress(text.encode("utf-8", "surrogatepass"), _ZLIB_LEVEL)
 
 
@@ -448,6 +452,15 @@ def decode(data: bytes, diff_id: str) -> LayerListing | None:
         if text is None:
             return None
         document: Any = json.loads(text.decode("utf-8", "surrogatepass"))
+    except _DECODE_ERRORS:
+        return None
+    return listing_from_document(document, diff_id)
+
+
+def listing_from_document(document: Any, diff_id: str) -> LayerListing | None:
+    """The listing a `listing_document` object holds; None when it is for another id, or holds a
+    value of the wrong type or out of range. Never raises."""
+    try:
         if type(document) is not dict or document.get("diff_id") != diff_id:
             return None
         paths = document["path"]

@@ -3,8 +3,9 @@
 1. The disk cache, per diff id: first the listings verified against their diff id, which any daemon
    may use, then the ones this daemon's own overlay2 directories gave (a daemon can claim any diff
    id for any directory, so those are never shown for another daemon's image).
-2. overlay2's layer directories, when the daemon is on a local unix socket and its directories lie
-   under its own data root, root's alone (root, same host): a directory walk, no layer bytes read.
+2. The layer directories of Docker's overlay2 or Podman's overlay driver, when the daemon is on a
+   local unix socket and its directories lie under its own data root, root's alone (root, same
+   host): a directory walk, no layer bytes read.
 3. Otherwise the image export stream (`GET /images/{id}/get`), of which only tar headers are parsed
    and every layer stream is hashed and checked against its diff id.
 """
@@ -34,7 +35,7 @@ from dockerscope.service.layer_files import (
     check_cancel,
     gc_paused,
 )
-from dockerscope.service.overlay_reader import overlay_layer_dirs, read_layer_dir
+from dockerscope.service.overlay_reader import overlay_driver, overlay_layer_dirs, read_layer_dir
 from dockerscope.service.values import text
 
 # Bytes per read of the export stream: large reads keep the per-chunk Python work negligible.
@@ -57,7 +58,8 @@ class ImageContents:
     """Every layer's changes of one image (and, for a container, its writable layer on top).
 
     `sources` tells where the listings came from, in order: `memory` (analysed before), `cache`,
-    `overlay2`, `export`, and for a writable layer `overlay2 upper dir` or `docker diff`;
+    the driver whose directories were walked (`overlay2` for Docker, `overlay` for Podman),
+    `export`, and for a writable layer `<driver> upper dir` or `docker diff`;
     `sizes_known` is False when the writable layer came from `docker diff`, which has no sizes."""
 
     files: ImageFiles
@@ -114,7 +116,12 @@ class Daemon:
         None (nothing cached) for a daemon that names no ID or is not local."""
         if not self.local:
             return None
-        daemon_id = self.info().get("ID")
+        info = self.info()
+        if _is_podman(info):
+            # Podman makes a new ID up for every `/info` answer: its storage is what stays.
+            root = info.get("DockerRootDir")
+            return f"podman {root} {self.host}" if isinstance(root, str) and root else None
+        daemon_id = info.get("ID")
         if not isinstance(daemon_id, str) or not daemon_id:
             return None
         return f"{daemon_id} {self.host}"
@@ -125,10 +132,16 @@ class Daemon:
         if not self.local:
             return None
         info = self.info()
-        if _remaps_ids(info.get("SecurityOptions")):
+        rootless_podman = _is_podman(info) and info.get("Rootless") is not False
+        if rootless_podman or _remaps_ids(info.get("SecurityOptions")):
             return None
         root = info.get("DockerRootDir")
         return root if isinstance(root, str) else None
+
+
+def _is_podman(info: Mapping[str, Any]) -> bool:
+    """Whether a `/info` answer is Podman's (its Docker-compatible API adds `BuildahVersion`)."""
+    return "BuildahVersion" in info
 
 
 def _remaps_ids(options: object) -> bool:
@@ -179,11 +192,11 @@ def read_image_layers(
             if root is not None:
                 directories = overlay_layer_dirs(inspect.get("GraphDriver"), len(layers), root)
             if directories is None and choice is SourceChoice.OVERLAY:
-                raise ContentsUnavailable("overlay2 layer directories are not readable here")
+                raise ContentsUnavailable("overlay2 (or Podman overlay) layer directories are not readable here")
         if directories is not None:
             try:
                 _read_directories(dict(zip(layers, directories, strict=True)), missing, listings, cancel, progress)
-                sources.append("overlay2")
+                sources.append(overlay_driver(inspect.get("GraphDriver")))
             except OSError as error:
                 # A directory went away or turned unreadable mid-walk (the image was removed?), or
                 # nests too deep to walk.
@@ -307,7 +320,7 @@ def analyze_container(
     on_progress: ProgressCallback | None = None,
 ) -> ImageContents:
     """A container's image layers with its writable layer on top, whose changes are never cached
-    (they change while it runs). The writable layer comes from its overlay2 upper directory when
+    (they change while it runs). The writable layer comes from its overlay upper directory when
     it passes the same checks as an image's layer directories, else from `docker diff` (paths and
     kinds only: no sizes, modes or owners)."""
     started = time.perf_counter()
@@ -328,7 +341,7 @@ def analyze_container(
     if upper is not None:
         try:
             writable = read_layer_dir(upper[0], cancel=cancel)
-            sources = (*sources, "overlay2 upper dir")
+            sources = (*sources, f"{overlay_driver(graph_driver)} upper dir")
         except OSError:
             upper = None  # removed mid-walk (docker diff says so clearly), or nested too deep
     if writable is None:

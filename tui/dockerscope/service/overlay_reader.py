@@ -1,7 +1,13 @@
-"""The overlay2 fast path: a layer's listing read straight from its `diff` directory under the
+"""The overlay fast path: a layer's listing read straight from its `diff` directory under the
 daemon's data root, many times faster than reading the `docker save` stream. It only works
 where that directory is on this machine and readable (a local rootful daemon, dockerscope run as
 root); everywhere else the export stream is the way.
+
+Docker's overlay2 driver keeps a layer in `<DockerRootDir>/overlay2/<id>/diff`; Podman's overlay
+driver (containers/storage) in `<graphroot>/overlay/<id>/diff`, where Podman's `DockerRootDir` is
+its graph root. Both store whiteouts as character devices 0/0 and opaque directories with the
+`trusted.overlay.opaque` xattr, and both name full `diff` paths in an inspect's GraphDriver (not
+the short `l/` links of the lower chain).
 
 The listing is the one docker's own tar writer (the overlay whiteout converter of
 `pkg/archive`) would describe for the same directory, so both layer sources agree."""
@@ -25,6 +31,10 @@ MAX_DEPTH = 256
 _DIR_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 # What opening a listed subdirectory gives when it vanished or became something else meanwhile.
 _VANISHED = frozenset((errno.ENOENT, errno.ENOTDIR, errno.ELOOP))
+# GraphDriver names whose layers are `<root>/<this directory>/<id>/diff`: Docker's overlay2 and
+# Podman's overlay. (Docker's old `overlay` driver names no UpperDir for an image, and its layer
+# directories are not `diff`: the checks below turn it away.)
+OVERLAY_DRIVERS = {"overlay2": "overlay2", "overlay": "overlay"}
 
 
 class LayerTooDeep(OSError):
@@ -34,9 +44,10 @@ class LayerTooDeep(OSError):
 
 def overlay_layer_dirs(graph_driver: object, layer_count: int, root_dir: object) -> list[str] | None:
     """The diff directories of an image's layers, oldest first, from its inspect `GraphDriver`; None
-    unless the driver is overlay2, the directories match `layer_count` (`len(RootFS.Layers)`) and
-    every one is `<root_dir>/overlay2/<name>/diff` (`root_dir`: the daemon's `DockerRootDir`), with
-    no symlink on the way, under an `overlay2` directory only root can write to, and readable here
+    unless the driver is overlay2 (Docker) or overlay (Podman), the directories match `layer_count`
+    (`len(RootFS.Layers)`) and every one is `<root_dir>/<driver>/<name>/diff` (`root_dir`: the
+    daemon's `DockerRootDir`), with no symlink on the way, under a driver directory only root can
+    write to, and readable here
     (a remote daemon, rootless Docker, Docker Desktop, the containerd image store, or no root: use
     the export stream instead). A daemon's word alone never makes dockerscope walk `/etc` or `/root`
     as a layer.
@@ -49,12 +60,15 @@ def overlay_layer_dirs(graph_driver: object, layer_count: int, root_dir: object)
     Ownership on disk is the daemon's view: a rootful daemon run with `--userns-remap`, or a
     rootless one read as root, stores shifted ids that its export maps back. The GraphDriver does
     not tell; skip this path when `docker info` SecurityOptions name `userns` or `rootless`."""
-    if not isinstance(graph_driver, Mapping) or graph_driver.get("Name") != "overlay2" or layer_count < 1:
+    if not isinstance(graph_driver, Mapping) or layer_count < 1:
+        return None
+    driver = graph_driver.get("Name")
+    if not isinstance(driver, str) or driver not in OVERLAY_DRIVERS:
         return None
     if os.geteuid() != 0:
         # The data root is root's alone (mode 0710); a readable one belongs to rootless Docker.
         return None
-    storage = _overlay_storage(root_dir)
+    storage = _overlay_storage(root_dir, OVERLAY_DRIVERS[driver])
     if storage is None:
         return None
     data = graph_driver.get("Data") or {}
@@ -75,12 +89,19 @@ def overlay_layer_dirs(graph_driver: object, layer_count: int, root_dir: object)
     return dirs
 
 
-def _overlay_storage(root_dir: object) -> str | None:
-    """`<root_dir>/overlay2` when it is a real directory (no symlink on its path) owned by root
+def overlay_driver(graph_driver: object) -> str:
+    """The name of the overlay driver a GraphDriver that `overlay_layer_dirs` accepted names
+    (`overlay2` or `overlay`), to say which directories a listing came from."""
+    name = graph_driver.get("Name") if isinstance(graph_driver, Mapping) else None
+    return name if isinstance(name, str) and name in OVERLAY_DRIVERS else "overlay2"
+
+
+def _overlay_storage(root_dir: object, driver_dir: str) -> str | None:
+    """`<root_dir>/<driver_dir>` when it is a real directory (no symlink on its path) owned by root
     that no one else may write to; None otherwise."""
     if not isinstance(root_dir, str) or "\0" in root_dir or not os.path.isabs(root_dir):
         return None
-    storage = os.path.join(os.path.normpath(root_dir), "overlay2")
+    storage = os.path.join(os.path.normpath(root_dir), driver_dir)
     try:
         if os.path.realpath(storage, strict=True) != storage:
             return None

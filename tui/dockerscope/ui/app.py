@@ -1,17 +1,22 @@
 """The Textual application: runs the watcher and routes what it learns to the screens.
 
+`H` switches to another host without restarting: the old host's watcher, stream, threads and
+screens go, and the app starts over on the new source as it did at launch.
+
 Until the first snapshot, a failure shows the connection screen. Once data was shown, a failure
 keeps it on screen, marked stale (the `stale` class on the explorer dims its panes; the status line
 says since when), until fresh data arrives."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 
-from dockerscope.service import DockerServiceError, ImageSource, Watcher
+from dockerscope.sanitize import sanitize
+from dockerscope.service import DockerServiceError, HostCatalog, HostChoice, ImageSource, Watcher
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.explorer import ExplorerScreen
 from dockerscope.ui.filter_input import FilterInput
@@ -22,18 +27,20 @@ from dockerscope.ui.messages import WatchUpdated
 from dockerscope.ui.object_list import ObjectList
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from dockerscope.ui.connection_screen import ConnectionScreen
 
 
 class DockerscopeApp(App[None]):
     TITLE = "dockerscope"
     CSS_PATH = "app.tcss"
-    ENABLE_COMMAND_PALETTE = False
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("r", "refresh", "Refresh", id="app.refresh"),
+        Binding("H", "hosts", "Hosts", id="app.hosts"),
         Binding("1", "focus_pane('images')", "Images", show=False, id="app.pane1"),
         Binding("2", "focus_pane('inspect')", "Inspect", show=False, id="app.pane2"),
         Binding("3", "focus_pane('layers')", "Layers", show=False, id="app.pane3"),
@@ -42,28 +49,40 @@ class DockerscopeApp(App[None]):
         Binding("shift+tab", "app.focus_previous", "Previous pane", show=False),
     ]
 
-    def __init__(self, source: ImageSource, interval: float) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        interval: float,
+        hosts: HostCatalog | None = None,
+        demo: Callable[[], ImageSource] | None = None,
+    ) -> None:
         super().__init__()
         self.source = source
+        self.interval = interval
+        # Opens the packaged demo, offered when the source does not answer.
+        self.demo = demo
         self.watcher = Watcher(source, interval)
         self.explorer = ExplorerScreen(source)
+        self._hosts = hosts
+        # Hosts opened this session, so the host list offers them again (an archive is found nowhere else).
+        self._opened = [HostChoice(source.host, "opened this session")]
         self._connection_screen: ConnectionScreen | None = None
         self._data_shown = False
 
     def on_mount(self) -> None:
         self.push_screen(self.explorer)
-        self.run_worker(self._watch(), group="watch", exclusive=True)
+        self.run_worker(self._watch(self.watcher), group="watch", exclusive=True)
 
-    async def _watch(self) -> None:
-        async for update in self.watcher.updates():
-            self.post_message(WatchUpdated(update))
+    async def _watch(self, watcher: Watcher) -> None:
+        async for update in watcher.updates():
+            self.post_message(WatchUpdated(update, watcher))
 
     def action_refresh(self) -> None:
         self.watcher.poll_now()
 
     def on_watch_updated(self, message: WatchUpdated) -> None:
-        if not self.is_running:  # an update that arrived while the app shuts down
-            return
+        if not self.is_running or message.watcher is not self.watcher:
+            return  # it arrived while the app shuts down, or is from a source the app switched away from
         update = message.update
         if update.error is not None:
             self._show_failure(update.error)
@@ -89,12 +108,25 @@ class DockerscopeApp(App[None]):
         else:
             self._connection_screen.show_error(error)
 
+    def open_demo(self) -> None:
+        """Show the demo in place of the source, which is closed (it never answered)."""
+        if self.demo is None:
+            return
+        try:
+            source = self.demo()
+        except DockerServiceError as error:
+            self.notify(sanitize(error.reason), severity="error", markup=False)
+            return
+        self._remember(HostChoice(source.host, "demo"))
+        self.switch_source(source)
+
     def action_focus_pane(self, pane: str) -> None:
         if self.screen is self.explorer:
             self.explorer.focus_pane(pane)
 
     def action_help(self) -> None:
         from dockerscope.ui.help_screen import HelpScreen
+        from dockerscope.ui.host_list_screen import HostListScreen
         from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 
         if isinstance(self.screen, HelpScreen):
@@ -110,18 +142,81 @@ class DockerscopeApp(App[None]):
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),
                     ("layer contents", LayerContentsScreen.BINDINGS),
+                    ("host list", HostListScreen.BINDINGS),
                     ("lists, tree", ObjectList.BINDINGS),
                 ]
             )
         )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P) offers what the keys do, not Textual's own commands."""
+        yield SystemCommand("Switch host", "Contexts, DOCKER_HOST and engine sockets found here", self.action_hosts)
+        yield SystemCommand("Refresh", "Ask the host for everything again now", self.action_refresh)
+        yield SystemCommand("Keys", "Every key binding", self.action_help)
+        yield SystemCommand("Quit", "Quit dockerscope", self.exit)
+
+    def action_hosts(self) -> None:
+        from dockerscope.ui.host_list_screen import HostListScreen
+
+        if isinstance(self.screen, HostListScreen):
+            return
+        if self._hosts is None:
+            self._hosts = HostCatalog()
+        catalog = self._hosts
+        self.push_screen(
+            HostListScreen(catalog, catalog.choices(self._opened), self.source.host),
+            callback=lambda choice: self._switch_to(catalog, choice),
+        )
+
+    def _switch_to(self, catalog: HostCatalog, choice: HostChoice | None) -> None:
+        if choice is None or choice.address == self.source.host:
+            return
+        try:
+            source = catalog.open(choice)
+        except DockerServiceError as error:
+            self.notify(sanitize(f"{error.host}: {error.reason}"), title=error.headline, severity="error", markup=False)
+            return
+        self._remember(choice)
+        self.switch_source(source)
+
+    def _remember(self, choice: HostChoice) -> None:
+        if all(opened.address != choice.address for opened in self._opened):
+            self._opened.append(choice)
+
+    def switch_source(self, source: ImageSource) -> None:
+        """Show `source` instead of the current one: views start over, and the old source's
+        watcher, event stream and threads are closed."""
+        old_source = self.source
+        self.watcher.stop()
+        self.workers.cancel_group(self, "watch")
+        self.source = source
+        self.watcher = Watcher(source, self.interval)
+        self._connection_screen = None
+        self._data_shown = False
+        # Everything above the default screen belonged to the old host: the explorer, the
+        # connection screen, its layer views.
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.explorer = ExplorerScreen(source)
+        self.switch_screen(self.explorer)
+        self.run_worker(self._watch(self.watcher), group="watch", exclusive=True)
+        # Closing joins nothing, but a stuck request must never hold up the UI.
+        self.run_worker(old_source.close, thread=True, group="close")
 
     def on_unmount(self) -> None:
         self.watcher.stop()
         self.source.close()
 
 
-def create_app(source: ImageSource, interval: float) -> DockerscopeApp:
+def create_app(
+    source: ImageSource,
+    interval: float,
+    hosts: HostCatalog | None = None,
+    demo: Callable[[], ImageSource] | None = None,
+) -> DockerscopeApp:
     """Build the app around an image source (a daemon's `DockerService`, or any other `ImageSource`).
     `interval`: seconds between the safety-net polls while the event stream is up, or between all
-    polls when the source has no event stream."""
-    return DockerscopeApp(source, interval=interval)
+    polls when the source has no event stream. `hosts`: what `H` offers to switch to (by default
+    the contexts, DOCKER_HOST and the engine sockets of this machine). `demo`: opens the demo the
+    no-daemon screen offers."""
+    return DockerscopeApp(source, interval=interval, hosts=hosts, demo=demo)

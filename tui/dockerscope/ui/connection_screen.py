@@ -3,8 +3,11 @@ garbage); the app keeps retrying behind it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Center, Middle
 from textual.screen import Screen
 from textual.widgets import Static
@@ -13,8 +16,15 @@ from dockerscope.service import DockerServiceError
 from dockerscope.ui.format import plain
 from dockerscope.ui.key_footer import KeyFooter
 
+if TYPE_CHECKING:
+    from dockerscope.ui.app import DockerscopeApp
+
 
 class ConnectionScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "demo", "Demo (a recorded daemon)", id="connection.demo"),
+    ]
+
     def __init__(self, error: DockerServiceError, retry_seconds: float) -> None:
         super().__init__()
         self._error = error
@@ -47,3 +57,17 @@ class ConnectionScreen(Screen[None]):
             style="dim",
         )
         return text
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`d` shows only when the app has a demo to open."""
+        return action != "demo" or self._app_with_demo() is not None
+
+    def action_demo(self) -> None:
+        app = self._app_with_demo()
+        if app is not None:
+            app.open_demo()
+
+    def _app_with_demo(self) -> DockerscopeApp | None:
+        from dockerscope.ui.app import DockerscopeApp
+
+        return self.app if isinstance(self.app, DockerscopeApp) and self.app.demo is not None else None

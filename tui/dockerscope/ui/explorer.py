@@ -29,7 +29,7 @@ from dockerscope.service import (
 )
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.filter_input import FilterInput
-from dockerscope.ui.format import human_size, plain
+from dockerscope.ui.format import human_size, plain, sizes_differ
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.key_footer import KeyFooter
@@ -306,7 +306,7 @@ class ExplorerScreen(Screen[None]):
         stack = detail.layers
         line = Text(f"{stack.layer_count} layers · {human_size(stack.total_size)}")
         size = detail.inspect.get("Size")
-        if isinstance(size, int) and size != stack.total_size:
+        if isinstance(size, int) and sizes_differ(stack.total_size, size):
             line.append(f" (image size {human_size(size)})", style="yellow")
         context = self._image_context
         if context is None:

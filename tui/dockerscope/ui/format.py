@@ -23,6 +23,13 @@ def human_size(size: int) -> str:
     return human_bytes(size)
 
 
+def sizes_differ(layers: int, image: int) -> bool:
+    """Whether the layers' total and the image's own size read differently as `human_size` prints
+    them. Podman's history sizes are tar stream sizes (headers included), a few kB off its image
+    size: a note saying "2.44MB (image size 2.44MB)" would only puzzle."""
+    return human_size(layers) != human_size(image)
+
+
 def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return "unknown"

@@ -15,10 +15,12 @@ from dockerscope.service import (
     ContainerDetail,
     ContentsUnavailable,
     DockerServiceError,
+    HostProbe,
     ImageContents,
     ImageContext,
     ImageDetail,
     ReadProgress,
+    Watcher,
     WatchUpdate,
 )
 
@@ -53,6 +55,8 @@ class Problem:
 @dataclass(repr=False)
 class WatchUpdated(Message):
     update: WatchUpdate
+    # Which watcher sent it: an update still queued when the app switched hosts is dropped.
+    watcher: Watcher
 
 
 @dataclass(repr=False)
@@ -94,3 +98,11 @@ class ContentsLoaded(Message):
 @dataclass(repr=False)
 class ContentsFailed(Message):
     problem: Problem
+
+
+@dataclass(repr=False)
+class HostProbed(Message):
+    """What the probe of row `index` of the host list learned."""
+
+    index: int
+    probe: HostProbe

@@ -27,6 +27,9 @@ class StatusBar(Static):
         the stream is down or (`has_events` False) the source has none."""
         self._shown_at = snapshot.taken_at
         daemon = snapshot.daemon
+        if daemon.demo:
+            self._show_demo(snapshot)
+            return
         if live:
             line = Text.assemble(("● live", "green"))
         elif not has_events:
@@ -39,6 +42,19 @@ class StatusBar(Static):
         line.append(
             f" · {counted(len(snapshot.images), 'image')} · {counted(snapshot.container_count, 'container')}"
             f" ({snapshot.running_count} running) · updated {snapshot.taken_at.astimezone():%H:%M:%S}"
+        )
+        self.update(line)
+
+    def _show_demo(self, snapshot: Snapshot) -> None:
+        """A recorded snapshot: marked as a demo, with the engine it was recorded from."""
+        daemon = snapshot.daemon
+        line = Text.assemble((" DEMO ", "bold black on yellow"), " ")
+        line.append_text(
+            plain(f"recorded snapshot of {daemon.engine} {daemon.engine_version} (API {daemon.api_version})")
+        )
+        line.append(
+            f" · {counted(len(snapshot.images), 'image')} · {counted(snapshot.container_count, 'container')}"
+            f" ({snapshot.running_count} running) · nothing here is live"
         )
         self.update(line)
 

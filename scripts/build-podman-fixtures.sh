@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Copy the fixture images from the private dockerd (DOCKER_HOST) into the private Podman service
+# (scripts/podman-private.sh, which must be sourced and started first: P and the CONTAINERS_*
+# variables name its storage), and make containers in several states there. Nothing is pulled;
+# every container runs with --network none. Re-running replaces the fixture containers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/podman-private.sh
+source scripts/podman-private.sh
+[ -n "${P:-}" ] && [ -d "$P/root" ] || { echo "build-podman-fixtures: start_private_podman first (P is unset)" >&2; exit 1; }
+
+# The images tests/conftest.py calls FIXTURE_IMAGES, and the app's second tag.
+mapfile -t images < <(python3 - <<'PYTHON'
+import ast
+tree = ast.parse(open("tests/conftest.py").read())
+names = {
+    node.targets[0].id: node.value.value
+    for node in tree.body
+    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.targets[0], ast.Name)
+}
+fixtures = next(node for node in tree.body if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "FIXTURE_IMAGES")
+for element in fixtures.value.elts:
+    print(names[element.id])
+PYTHON
+)
+[ ${#images[@]} -gt 0 ] || { echo "build-podman-fixtures: no FIXTURE_IMAGES found in tests/conftest.py" >&2; exit 1; }
+docker save "${images[@]}" dockerscope-test/app:latest | podman_cli load -q >/dev/null
+
+# An image Podman built itself (buildah's history: `/bin/sh -c` before exec-form RUN arrays, a
+# `FROM` comment, WORKDIR without a layer).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf 'hello from podman\n' > "$work/hello.txt"
+cat > "$work/Containerfile" <<'CONTAINERFILE'
+FROM localhost/dockerscope-test/base:1
+ENV APP=podman
+WORKDIR /app
+COPY hello.txt /app/hello.txt
+RUN ["/bin/busybox", "touch", "/app/touched"]
+RUN echo shell > /app/shell.txt && echo scratch > /app/scratch.txt
+RUN rm /app/scratch.txt
+CMD ["cat", "/app/hello.txt"]
+CONTAINERFILE
+podman_cli build --network none -t dockerscope-test/podman-built:1 "$work" >"$work/build.log" 2>&1 \
+    || { cat "$work/build.log" >&2; exit 1; }
+
+containers=(dockerscope-podman-running dockerscope-podman-paused dockerscope-podman-exited dockerscope-podman-created
+    dockerscope-podman-changes)
+podman_cli rm -f -t 0 "${containers[@]}" >/dev/null 2>&1 || true
+run() { # run NAME [podman run args...]: start a container off the network, detached
+    local name=$1; shift
+    podman_cli run -d --network none --name "$name" "$@" >/dev/null
+}
+exited() { # exited NAME CODE: wait for the container to end and check its exit code
+    local code
+    code=$(podman_cli wait "$1")
+    [ "$code" = "$2" ] || { echo "build-podman-fixtures: $1 exited with $code, not $2" >&2; podman_cli logs "$1" >&2; exit 1; }
+}
+run dockerscope-podman-running dockerscope-test/tool:1 sleep 100000
+run dockerscope-podman-paused dockerscope-test/tool:1 sleep 100000
+podman_cli pause dockerscope-podman-paused >/dev/null
+run dockerscope-podman-exited dockerscope-test/tool:1 sh -c 'exit 3'
+exited dockerscope-podman-exited 3
+podman_cli create --network none --name dockerscope-podman-created dockerscope-test/tool:1 >/dev/null
+run dockerscope-podman-changes --user 0 --entrypoint /bin/sh dockerscope-test/app:1 \
+    -c 'echo new > /app/new.txt; echo more >> /app/hello.txt; rm /app/data.bin; mkdir /app/newdir'
+exited dockerscope-podman-changes 0
+
+podman_cli images
+podman_cli ps -a
