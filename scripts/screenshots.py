@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from dockerscope.service import Connection, DockerService, ImageSource, resolve_connection
+from dockerscope.service import Connection, DockerService, ImageSource, open_archive, resolve_connection
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
@@ -182,8 +183,24 @@ async def no_daemon(pilot: Pilot[None], app: DockerscopeApp) -> None:
 
 
 # How a scene reaches the daemon: directly, not at all, through a proxy cut once the scene is set,
-# not at all but with the packaged demo, or the Podman service.
+# not at all but with the packaged demo, or the Podman service; or an archive, no daemon in between.
 DAEMON, NO_DAEMON, DAEMON_LOST, DEMO, PODMAN = "daemon", "no daemon", "daemon lost", "demo", "podman"
+# The app on a `docker save` of these fixture images.
+ARCHIVE = "archive"
+ARCHIVE_IMAGES = (APP_IMAGE, "dockerscope-test/base:1", CHAIN_IMAGE, WASTE_IMAGE)
+
+
+def save_archive() -> Path:
+    """A `docker save` of ARCHIVE_IMAGES from the daemon DOCKER_HOST names, at a stable path (the
+    status line shows it)."""
+    path = Path(tempfile.gettempdir(), "dockerscope-fixtures.tar")
+    subprocess.run(["docker", "save", "-o", str(path), *ARCHIVE_IMAGES], check=True)
+    return path
+
+
+async def archive_session(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await explorer(pilot, app)
+
 
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
@@ -200,6 +217,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "daemon-lost": (explorer, DAEMON_LOST),
     "demo": (demo, DEMO),
     "podman": (podman, PODMAN),
+    "archive": (archive_session, ARCHIVE),
 }
 
 
@@ -219,7 +237,13 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
     else:
         connection = resolve_connection()
-    source: ImageSource = demo_source() if mode == DEMO else DockerService(connection)
+    source: ImageSource
+    if mode == DEMO:
+        source = demo_source()
+    elif mode == ARCHIVE:
+        source = open_archive(str(save_archive()))
+    else:
+        source = DockerService(connection)
     app = create_app(source, interval=60, demo=demo_source)
     async with app.run_test(size=SIZE) as pilot:
         if mode in (DAEMON, DAEMON_LOST, PODMAN):

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for package in docker.io podman busybox-static tmux; do
+for package in docker.io podman busybox-static tmux skopeo; do
     dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

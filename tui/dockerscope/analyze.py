@@ -1,4 +1,5 @@
-"""`dockerscope analyze IMAGE`: the layer table, efficiency and top wasted paths, without the UI."""
+"""`dockerscope analyze IMAGE` (or `FILE|DIR [IMAGE]`: an image archive or OCI layout): the layer
+table, efficiency and top wasted paths, without the UI."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dockerscope.connect import connect
+from dockerscope.connect import connect, open_path
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     ContentsUnavailable,
@@ -19,11 +20,13 @@ from dockerscope.service import (
     ImageDetail,
     ImageFiles,
     ImageSource,
+    ImageSummary,
     ReadCancelled,
     RuleStatus,
     SourceChoice,
     Thresholds,
     evaluate,
+    is_archive_path,
     parse_bytes,
     parse_ratio,
     short_id,
@@ -41,7 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read every layer of an image and report what each adds, modifies and removes, the "
         "space later layers waste, and the image's efficiency.",
     )
-    parser.add_argument("image", metavar="IMAGE", help="image id or reference, e.g. app:1")
+    parser.add_argument(
+        "image",
+        metavar="IMAGE|FILE|DIR",
+        help="image id or reference, e.g. app:1; or a docker save / podman save tarball or OCI image layout",
+    )
+    parser.add_argument(
+        "archive_image",
+        nargs="?",
+        metavar="IMAGE",
+        help="the image of the archive to analyse (tag or id), when it holds several",
+    )
+    parser.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="the platform to analyse, e.g. linux/arm64, when an archive's index holds several",
+    )
     parser.add_argument("--host", metavar="URL", help="daemon address (default: DOCKER_HOST, else the CLI context)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -96,7 +114,12 @@ def _parsed(parse: Callable[[str], object]) -> Callable[[str], object]:
 def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     """Exit codes: 0 done (rules pass), 1 a rule failed, 2 any failure (one line on stderr, never a
     traceback), 130 interrupted, 141 the reader of stdout went away."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.archive_image is not None and not is_archive_path(args.image):
+        parser.error(f"{args.image!r} is not a file or directory: a second IMAGE only goes with an archive")
+    if args.host is not None and is_archive_path(args.image):
+        parser.error("give either --host or an archive path, not both")
     try:
         return _run(args, out)
     except (KeyboardInterrupt, ReadCancelled):
@@ -112,7 +135,7 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    service = connect(args.host)
+    service = open_path(args.image) if is_archive_path(args.image) else connect(args.host)
     if service is None:
         return 2
     try:
@@ -147,7 +170,8 @@ async def _analyze(source: ImageSource, args: argparse.Namespace, out: TextIO) -
         raise ContentsUnavailable(f"{source.host} cannot list what is inside layers")
     if choice is SourceChoice.OVERLAY and not source.capabilities.fast_path:
         raise ContentsUnavailable(f"--source overlay reads a daemon's own directories; {source.host} is not local")
-    detail = await source.image_detail_of(args.image)
+    reference = args.archive_image if is_archive_path(args.image) else args.image
+    detail = await choose_image(source, reference, args.platform)
     contents = await source.image_contents(detail.id, choice=choice, use_cache=not args.no_cache)
     if (cache_problem := source.take_cache_problem()) is not None:
         _stderr_line(cache_problem)
@@ -163,6 +187,58 @@ async def _analyze(source: ImageSource, args: argparse.Namespace, out: TextIO) -
     else:
         write_text(out, detail, contents, rules)
     return 1 if any(rule.status is RuleStatus.FAIL for rule in rules) else 0
+
+
+async def choose_image(source: ImageSource, reference: str | None, platform: str | None) -> ImageDetail:
+    """The image a reference (a tag or an id; None: the only image there is) and a platform
+    (`os/arch[/variant]`) name. With neither more than one image, the error lists them."""
+    if reference is not None and platform is None:
+        return await source.image_detail_of(reference)
+    snapshot = await source.snapshot()
+    details = [await source.image_detail(image) for image in snapshot.images if _named(image, reference)]
+    if platform is not None:
+        details = [detail for detail in details if _platform_matches(_platform(detail), platform)]
+    if len(details) == 1:
+        return details[0]
+    wanted = " ".join(part for part in (reference, platform) if part)
+    if not details:
+        raise ContentsUnavailable(f"no image matches {wanted or 'anything'}")
+    names = "; ".join(_described(detail) for detail in details[:20])
+    more = f" and {len(details) - 20} more" if len(details) > 20 else ""
+    found = f"{wanted} matches {len(details)} images" if wanted else f"it holds {len(details)} images"
+    raise ContentsUnavailable(f"{found}; name one (tag, id or --platform): {names}{more}")
+
+
+def _named(image: ImageSummary, reference: str | None) -> bool:
+    """Whether a listed image goes by `reference`: a tag (the rows of a multi-platform archive
+    carry their platform after it: `app:1 (linux/arm64)`) or an id prefix."""
+    if reference is None:
+        return True
+    if any(tag == reference or tag.startswith(f"{reference} (") for tag in image.tags):
+        return True
+    wanted = reference.removeprefix("sha256:")
+    return len(wanted) >= 4 and image.id.removeprefix("sha256:").startswith(wanted)
+
+
+def _platform(detail: ImageDetail) -> str:
+    """An image's os/architecture[/variant], from an archive's `Platform` or a daemon's inspect."""
+    inspect = detail.inspect
+    if isinstance(inspect.get("Platform"), str):
+        return str(inspect["Platform"])
+    parts = (inspect.get(key) for key in ("Os", "Architecture", "Variant"))
+    return "/".join(part for part in parts if isinstance(part, str) and part)
+
+
+def _platform_matches(platform: str, wanted: str) -> bool:
+    """`linux/arm64` picks `linux/arm64/v8` too; `linux/arm/v7` only that variant."""
+    wanted_parts = wanted.strip("/").split("/")
+    return platform.split("/")[: len(wanted_parts)] == wanted_parts
+
+
+def _described(detail: ImageDetail) -> str:
+    name = ", ".join(sanitize(tag, 100) for tag in _tags(detail)) or "<none>"
+    platform = _platform(detail)
+    return f"{name}{f' {sanitize(platform, 60)}' if platform else ''} {short_id(detail.id)}"
 
 
 def layer_instructions(detail: ImageDetail, layer_count: int) -> list[str]:

@@ -1,17 +1,21 @@
-"""`dockerscope [--host URL] [--interval SECONDS]`, `dockerscope --demo`, and `dockerscope analyze IMAGE …`."""
+"""`dockerscope [--host URL] [--interval SECONDS]`, `dockerscope FILE|DIR` (an image archive or OCI
+layout), `dockerscope --demo`, and `dockerscope analyze IMAGE …`."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dockerscope import __version__
-from dockerscope.connect import connect
+from dockerscope.connect import connect, open_path
+from dockerscope.sanitize import sanitize
 
 if TYPE_CHECKING:
+    from dockerscope.service import ImageSource
     from dockerscope.service.recorded_source import RecordedSource
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
@@ -35,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`dockerscope analyze IMAGE --help`: layer contents, wasted space and CI rules without the UI.",
     )
     parser.add_argument("--version", action="version", version=f"dockerscope {__version__}")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        metavar="FILE|DIR",
+        help="explore a docker save / podman save tarball (plain or gzip) or an OCI image layout "
+        "(directory or tar) instead of a daemon",
+    )
     parser.add_argument(
         "--host",
         metavar="URL",
@@ -78,9 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _resume_collection(collecting)
             return analyze.main(arguments[1:])
-        args = build_parser().parse_args(arguments)
+        parser = build_parser()
+        args = parser.parse_args(arguments)
+        if args.demo and args.path is not None:
+            parser.error("give either --demo or an archive path, not both")
         if args.demo:
-            from dockerscope.sanitize import sanitize
             from dockerscope.service import DockerServiceError
             from dockerscope.ui import create_app
 
@@ -90,14 +103,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(sanitize(f"dockerscope: {error.reason}", max_chars=1000), file=sys.stderr)
                 return 2
         else:
-            service = connect(args.host)
-            if service is None:
+            source: ImageSource | None
+            if args.path is not None:
+                source = _archive(parser, args)
+            else:
+                source = service = connect(args.host)
+                if service is not None:
+                    # The daemon works on the first lists while Textual loads (a third of a second here).
+                    service.prefetch()
+            if source is None:
                 return 2
-            # The daemon works on the first lists while Textual loads (a third of a second here).
-            service.prefetch()
             from dockerscope.ui import create_app
 
-            app = create_app(service, interval=args.interval, demo=_demo)
+            app = create_app(source, interval=args.interval, demo=_demo)
         _resume_collection(collecting)
         app.run()
         # The process ends now: spare the interpreter's teardown a hunt for reference cycles through
@@ -107,6 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if collecting:
             gc.enable()
+
+
+def _archive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ImageSource | None:
+    """The source for the archive or layout the command line names; None after saying why not."""
+    if args.host is not None:
+        parser.error("give either --host or an archive path, not both")
+    if not os.path.exists(args.path):
+        print(f"dockerscope: {sanitize(args.path, 300)}: no such file or directory", file=sys.stderr)
+        return None
+    return open_path(args.path)
 
 
 def _resume_collection(collecting: bool) -> None:

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dockerscope.service import DockerService
+    from dockerscope.service import DockerService, ImageSource
 
 
 def connect(host: str | None) -> DockerService | None:
@@ -24,3 +24,16 @@ def connect(host: str | None) -> DockerService | None:
         print(sanitize(f"dockerscope: {error.host}: {error.reason}", max_chars=1000), file=sys.stderr)
         return None
     return DockerService(connection)
+
+
+def open_path(path: str) -> ImageSource | None:
+    """A source for the image archive or OCI layout at `path`; None after saying on stderr why it
+    cannot be opened."""
+    from dockerscope.sanitize import sanitize
+    from dockerscope.service import ArchiveUnreadable, open_archive
+
+    try:
+        return open_archive(path)
+    except ArchiveUnreadable as error:
+        print(sanitize(f"dockerscope: {error.host}: {error.reason}", max_chars=1000), file=sys.stderr)
+        return None

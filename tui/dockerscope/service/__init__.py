@@ -1,6 +1,7 @@
 """Everything dockerscope knows about engines, images and layers. No Textual import may appear in
 this package. The UI and `analyze` import from here only, and know a source only as `ImageSource`."""
 
+from dockerscope.service.archive_source import ArchiveUnreadable, is_archive_path, open_archive
 from dockerscope.service.ci_rules import RuleStatus, Thresholds, evaluate, parse_bytes, parse_ratio
 from dockerscope.service.connection import Connection, resolve_connection
 from dockerscope.service.docker_service import DockerService
@@ -42,6 +43,7 @@ from dockerscope.service.values import short_id
 from dockerscope.service.watcher import Watcher
 
 __all__ = [
+    "ArchiveUnreadable",
     "BaseImage",
     "Change",
     "ChangeKind",
@@ -90,7 +92,9 @@ __all__ = [
     "chain_ids",
     "evaluate",
     "filesystem_at",
+    "is_archive_path",
     "map_history",
+    "open_archive",
     "parse_bytes",
     "parse_ratio",
     "resolve_connection",

@@ -44,7 +44,15 @@ from dockerscope.service.layer_files import (
     normalize_path,
 )
 
-__all__ = ["ExportFormatError", "ExportedLayer", "read_export"]
+__all__ = [
+    "ExportFormatError",
+    "ExportedLayer",
+    "TarMember",
+    "index_tar",
+    "read_export",
+    "read_layer",
+    "scan_export",
+]
 
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
@@ -608,7 +616,7 @@ class _Member:
         head = bytes(self._head)
         export = self._export
         if head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)) or _looks_like_tar(head):
-            return _Layer(export, self._path, head)
+            return _Layer(export, self._path, head) if export.read_layers else _Skip()
         if self._size <= min(_KEEP_MEMBER_LIMIT, export.keep_budget):
             export.keep_budget -= self._size
             return _Keep(export, self._path, head, self._size)
@@ -620,10 +628,14 @@ class _ExportParser(_TarParser):
     """The outer tar: hashes and parses layer members as they pass, keeps the small ones, remembers
     links."""
 
-    def __init__(self, cancel: threading.Event | None, expected: frozenset[str] | None) -> None:
+    def __init__(
+        self, cancel: threading.Event | None, expected: frozenset[str] | None, read_layers: bool = True
+    ) -> None:
         super().__init__()
         self.cancel = cancel
         self._expected = expected
+        # False: layer members are skipped unread (a scan for the archive's documents only).
+        self.read_layers = read_layers
         self.kept: dict[str, bytes] = {}
         self.keep_budget = _KEEP_TOTAL_LIMIT
         self.too_big: set[str] = set()
@@ -818,7 +830,21 @@ def read_export(
     bytes_done)` runs after each distinct layer read (and kept) and about every 32 MiB. Raises
     `ReadCancelled` soon after `cancel` is set, `ExportFormatError` for a stream it cannot read
     (whatever the bytes, nothing else); errors from `chunks` itself pass through."""
-    export = _ExportParser(cancel, frozenset(expected) if expected is not None else None)
+    export = _feed_export(
+        _ExportParser(cancel, frozenset(expected) if expected is not None else None), chunks, on_progress
+    )
+    with gc_paused():
+        try:
+            return export.image_layers(expected)
+        except _DATA_ERRORS as error:
+            raise _unreadable(error) from None
+
+
+def _feed_export(
+    export: _ExportParser, chunks: Iterable[bytes], on_progress: Callable[[int, int], None] | None
+) -> _ExportParser:
+    """Feed a whole export stream through `export` and check it ended cleanly."""
+    cancel = export.cancel
     done = 0
     reported = 0
     next_report = _PROGRESS_EVERY
@@ -842,6 +868,176 @@ def read_export(
                 next_report = done + _PROGRESS_EVERY
         try:
             export.finish()
-            return export.image_layers(expected)
+        except _DATA_ERRORS as error:
+            raise _unreadable(error) from None
+    return export
+
+
+class TarMember(NamedTuple):
+    """One member of an image archive's outer tar, as `index_tar` and `scan_export` find it."""
+
+    path: str  # normalised, as `normalize_path` gives it
+    link: str | None  # a symlink's or hard link's target, as an archive path; None for other members
+    regular: bool  # a regular file (the only kind with data worth reading)
+    offset: int  # where its data starts in the uncompressed tar; -1 when not known (a scan)
+    size: int
+
+
+def _archive_name(raw: bytes) -> str:
+    """A member name of an image archive: relative, and never climbing out of the archive."""
+    name = _text(raw)
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts:
+        raise ExportFormatError(f"the archive names a path outside itself: {_quote(name)}")
+    return normalize_path(name)
+
+
+def _archive_link(path: str, flag: int, raw: bytes) -> str:
+    """Where a link member points, as an archive path; one that leaves the archive is refused."""
+    target = _text(raw)
+    joined = posixpath.join(posixpath.dirname(path), target) if flag == _SYMLINK else target
+    resolved = posixpath.normpath(joined) if joined else ""
+    if target.startswith("/") or not resolved or resolved == ".." or resolved.startswith("../"):
+        raise ExportFormatError(f"{_quote(path)} links outside the archive: {_quote(target)}")
+    return normalize_path(resolved)
+
+
+class _IndexParser(_TarParser):
+    """Records each member's header; the driver in `index_tar` seeks over the data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: tuple[str, str | None, bool, int] | None = None
+
+    def _member(self, name: bytes, flag: int, size: int, mode: int, uid: int, gid: int, link: bytes) -> _Sink | None:
+        path = _archive_name(name)
+        target = _archive_link(path, flag, link) if flag in (_HARDLINK, _SYMLINK) else None
+        self.last = (path, target, flag in _REGULAR, size)
+        return None
+
+
+def index_tar(
+    read_at: Callable[[int, int], bytes],
+    end: int,
+    *,
+    max_members: int,
+    cancel: threading.Event | None = None,
+) -> dict[str, TarMember]:
+    """The members of a seekable tar of `end` bytes, by path (a later member of a name replaces an
+    earlier one, as extracting would), reading headers only: `read_at(offset, count)` is asked
+    for header blocks and for pax/long-name data, never for member data. More than `max_members`
+    members, a truncated archive, names or links leaving the archive raise `ExportFormatError`."""
+    parser = _IndexParser()
+    members: dict[str, TarMember] = {}
+    pos = 0
+    seen = 0
+    try:
+        while pos < end:
+            block = read_at(pos, _BLOCK)
+            if len(block) < _BLOCK:
+                raise ExportFormatError("the archive is truncated")
+            parser.feed(memoryview(block))
+            pos += _BLOCK
+            if parser.ended:
+                break
+            if parser._sink is not None:  # a pax header or long name: its data goes to the parser
+                meta = read_at(pos, parser._left)
+                if len(meta) < parser._left:
+                    raise ExportFormatError("the archive is truncated")
+                parser.feed(memoryview(meta))
+                pos += len(meta)
+                continue
+            if parser._sparse is not None or parser.last is None:
+                continue
+            path, target, regular, size = parser.last
+            parser.last = None
+            seen += 1
+            if seen > max_members:
+                raise ExportFormatError(f"the archive holds more than {max_members} members")
+            if not seen % _CANCEL_ENTRIES:
+                check_cancel(cancel)
+            left = parser._left
+            parser._left = 0
+            members[path] = TarMember(path, target, regular, pos, min(size, left))
+            pos += left
+            if pos > end:
+                raise ExportFormatError(f"the archive is truncated inside {_quote(path)}")
+        parser.finish()
+    except _DATA_ERRORS as error:
+        raise _unreadable(error) from None
+    return members
+
+
+class _ScanParser(_ExportParser):
+    """An archive scan: keeps the small documents, records every member, reads no layer."""
+
+    def __init__(self, cancel: threading.Event | None, max_members: int) -> None:
+        super().__init__(cancel, None, read_layers=False)
+        self.members: dict[str, TarMember] = {}
+        self._max_members = max_members
+
+    def _member(self, name: bytes, flag: int, size: int, mode: int, uid: int, gid: int, link: bytes) -> _Sink | None:
+        path = _archive_name(name)
+        target = _archive_link(path, flag, link) if flag in (_HARDLINK, _SYMLINK) else None
+        self.members.pop(path, None)
+        if len(self.members) >= self._max_members:
+            raise ExportFormatError(f"the archive holds more than {self._max_members} members")
+        self.members[path] = TarMember(path, target, flag in _REGULAR, -1, size)
+        return super()._member(name, flag, size, mode, uid, gid, link)
+
+
+def scan_export(
+    chunks: Iterable[bytes], *, max_members: int, cancel: threading.Event | None = None
+) -> tuple[dict[str, TarMember], dict[str, bytes]]:
+    """One pass over an archive that cannot seek (a gzip-compressed one): its members by path and
+    the data of its small non-layer members (manifests, configs, indexes) by path. Layer members
+    are skipped unread. Raises as `index_tar` does."""
+    scan = _feed_export(_ScanParser(cancel, max_members), chunks, None)
+    assert isinstance(scan, _ScanParser)
+    return scan.members, scan.kept
+
+
+def export_listings(
+    chunks: Iterable[bytes],
+    expected: Sequence[str],
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, LayerListing]:
+    """The listings of the layers of a whole archive stream whose uncompressed stream hashes to one
+    of `expected`, by that digest: a layer is only ever matched by its content."""
+    export = _feed_export(_ExportParser(cancel, frozenset(expected)), chunks, on_progress)
+    return dict(export._listings)
+
+
+def read_layer(chunks: Iterable[bytes], *, cancel: threading.Event | None = None) -> tuple[str, LayerListing]:
+    """One layer blob (tar, gzip or zstd) read from its chunks: the digest of its uncompressed
+    stream (what its diff id must be) and its listing. Raises `ExportFormatError` for a blob that
+    cannot be read, `ReadCancelled` once `cancel` is set."""
+    reader: _LayerReader | None = None
+    head = b""
+    with gc_paused():
+        try:
+            for chunk in chunks:
+                check_cancel(cancel)
+                if reader is None:
+                    head += chunk
+                    if len(head) < _BLOCK:
+                        continue
+                    if not (head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)) or _looks_like_tar(head)):
+                        raise ExportFormatError("a layer is not a tar, gzip or zstd stream")
+                    reader = _LayerReader(head, cancel)
+                    reader.feed(memoryview(head))
+                    continue
+                view = memoryview(chunk)
+                for start in range(0, len(view), _SLICE):
+                    check_cancel(cancel)
+                    reader.feed(view[start : start + _SLICE])
+            if reader is None:
+                if head and not head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)):
+                    raise ExportFormatError("a layer is not a tar, gzip or zstd stream")
+                reader = _LayerReader(head, cancel)
+                reader.feed(memoryview(head))
+            return reader.finish()
         except _DATA_ERRORS as error:
             raise _unreadable(error) from None

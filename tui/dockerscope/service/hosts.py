@@ -13,10 +13,12 @@ from typing import Any
 from docker.context import ContextAPI
 from docker.errors import DockerException
 
+from dockerscope.service.archive_source import is_archive_path, open_archive
 from dockerscope.service.connection import Connection, found_sockets, resolve_connection
 from dockerscope.service.demo import DEMO_HOST, demo_source
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import DockerServiceError
+from dockerscope.service.models import engine_label
 from dockerscope.service.source import ImageSource
 
 # A probe asks for the version only; a host that takes longer is shown as not answering.
@@ -47,14 +49,21 @@ class HostProbe:
     def reachable(self) -> bool:
         return not self.problem
 
+    @property
+    def label(self) -> str:
+        return engine_label(self.engine, self.engine_version, self.api_version)
+
 
 SourceOpener = Callable[[HostChoice], ImageSource]
 
 
 def open_host(choice: HostChoice) -> ImageSource:
-    """The source behind a choice: the packaged demo, else the daemon at its address."""
+    """The source behind a choice: the packaged demo, an archive or OCI layout opened this session
+    (read to list its images: blocking), else the daemon at its address."""
     if choice.connection is None and choice.address == DEMO_HOST:
         return demo_source()
+    if choice.connection is None and is_archive_path(choice.address):
+        return open_archive(choice.address)
     connection = choice.connection or Connection(
         host=choice.address, source=choice.origin, client_kwargs={"base_url": choice.address}
     )
@@ -116,7 +125,14 @@ class HostCatalog:
 
     async def probe(self, choice: HostChoice) -> HostProbe:
         """The host's engine and version, or why it does not answer within the probe's time."""
-        source = self._opener(choice)
+        try:
+            # An archive is read to be opened: off the loop.
+            if choice.connection is None and is_archive_path(choice.address):
+                source = await asyncio.to_thread(self._opener, choice)
+            else:
+                source = self._opener(choice)
+        except DockerServiceError as error:
+            return HostProbe(problem=error.reason or error.headline)
         try:
             info = await asyncio.wait_for(source.daemon_info(), self._probe_seconds)
         except DockerServiceError as error:

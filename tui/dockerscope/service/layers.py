@@ -16,7 +16,7 @@ from typing import Any
 
 from dockerscope.service.models import LayerKind, LayerRow, LayerStack, MappingQuality
 from dockerscope.service.sharing import chain_ids
-from dockerscope.service.values import count, text, unix_time
+from dockerscope.service.values import count, parse_timestamp, text, unix_time
 
 METADATA_INSTRUCTIONS = frozenset(
     {
@@ -190,3 +190,62 @@ def _note(quality: MappingQuality, evidence: Sequence[_Evidence], layer_count: i
         f"ambiguous: {layer_count} layers, {sized} sized entries, {undecided} zero-size "
         "entries that may or may not be layers (marked ?)"
     )
+
+
+def map_config_history(
+    history: Sequence[Mapping[str, Any]], diff_ids: Sequence[str], layer_sizes: Sequence[int]
+) -> LayerStack:
+    """Build the layer stack from an image config's `history` (oldest first) and `rootfs.diff_ids`,
+    as an archive holds them: `empty_layer` says exactly which entries made a layer, and each layer
+    row takes the size of its layer as stored (`layer_sizes`, per diff id). A config whose
+    non-empty entries do not account for its layers is mapped as a daemon's history is; one
+    without history gets one row per layer."""
+    entries = [entry if isinstance(entry, Mapping) else {} for entry in history]
+    if not entries:
+        entries = [{} for _ in diff_ids]
+    made = [entry.get("empty_layer") is not True for entry in entries]
+    if sum(made) != len(diff_ids):
+        return map_history(
+            [
+                {
+                    "Created": _unix(entry.get("created")),
+                    "CreatedBy": entry.get("created_by"),
+                    "Comment": entry.get("comment"),
+                }
+                for entry in reversed(entries)
+            ],
+            diff_ids,
+        )
+    chain = chain_ids(diff_ids)
+    rows: list[LayerRow] = []
+    layer = 0
+    for position, (entry, flag) in enumerate(zip(entries, made, strict=True)):
+        command = text(entry.get("created_by"))
+        index = layer if flag else None
+        layer += flag
+        rows.append(
+            LayerRow(
+                number=position + 1,
+                created=parse_timestamp(entry.get("created")),
+                created_by=command,
+                instruction=clean_instruction(command),
+                size=layer_sizes[index] if index is not None else 0,
+                kind=LayerKind.LAYER if flag else LayerKind.EMPTY,
+                diff_id=None if index is None else diff_ids[index],
+                comment=text(entry.get("comment")),
+                chain_id=None if index is None else chain[index],
+                layer_index=index,
+            )
+        )
+    return LayerStack(
+        rows=tuple(rows),
+        layer_count=len(diff_ids),
+        total_size=sum(layer_sizes),
+        quality=MappingQuality.EXACT,
+        note="exact: the image config marks the entries that made no layer",
+    )
+
+
+def _unix(value: object) -> int | None:
+    moment = parse_timestamp(value)
+    return int(moment.timestamp()) if moment is not None else None

@@ -23,6 +23,18 @@ class DaemonInfo:
     # A recorded snapshot shown as a demo (`dockerscope --demo`), not a live engine.
     demo: bool = False
 
+    @property
+    def label(self) -> str:
+        """How the status line names it."""
+        return engine_label(self.engine, self.engine_version, self.api_version)
+
+
+def engine_label(engine: str, engine_version: str, api_version: str) -> str:
+    """`Docker 20.10.24 (API 1.41)`; a source without versions (an archive) by its engine alone."""
+    version = f" {engine_version}" if engine_version else ""
+    api = f" (API {api_version})" if api_version else ""
+    return f"{engine}{version}{api}"
+
 
 @dataclass(frozen=True)
 class ImageSummary:

@@ -69,7 +69,7 @@ class HostListScreen(ModalScreen[HostChoice | None]):
         table = self.query_one(DataTable)
         probe: HostProbe = message.probe
         if probe.reachable:
-            engine = plain(f"{probe.engine} {probe.engine_version} (API {probe.api_version})", max_chars=60)
+            engine = plain(probe.label, max_chars=60)
             state = Text("answers", style="green")
         else:
             engine = Text("")

@@ -38,7 +38,7 @@ class StatusBar(Static):
             line = Text.assemble(("● polling", "yellow"), (" (event stream down, reconnecting)", "yellow"))
         line.append(" · ")
         line.append_text(plain(daemon.host))
-        line.append_text(plain(f" · {daemon.engine} {daemon.engine_version} (API {daemon.api_version})"))
+        line.append_text(plain(f" · {daemon.label}"))
         line.append(
             f" · {counted(len(snapshot.images), 'image')} · {counted(snapshot.container_count, 'container')}"
             f" ({snapshot.running_count} running) · updated {snapshot.taken_at.astimezone():%H:%M:%S}"
