@@ -40,7 +40,7 @@ from apphelpers import (
     wait_until_live,
 )
 from conftest import APP_IMAGE, CHANGES_CONTAINER, TOOL_IMAGE, WASTE_IMAGE
-from dockerscope.service import Connection, DockerService
+from dockerscope.service import Connection, DockerService, HostCatalog
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.changes_screen import ChangesScreen
@@ -48,6 +48,7 @@ from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.help_screen import HelpScreen
+from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_info_screen import LayerInfoScreen
@@ -314,9 +315,15 @@ def proxy(short_tmp: Path, docker_host: str, api: docker.APIClient) -> Iterator[
 
 
 @pytest.fixture
-async def app(proxy: MethodProxy) -> AsyncIterator[DockerscopeApp]:
+async def app(
+    proxy: MethodProxy, short_tmp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[DockerscopeApp]:
     connection = Connection(host=proxy.url, source="test", client_kwargs={"base_url": proxy.url})
-    yield create_app(DockerService(connection), interval=2)
+    # The host list finds the proxy twice: as DOCKER_HOST and as a rootless Docker socket linking to it.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-contexts"))
+    (short_tmp / "docker.sock").symlink_to(proxy.url.removeprefix("unix://"))
+    hosts = HostCatalog({"DOCKER_HOST": proxy.url, "XDG_RUNTIME_DIR": str(short_tmp)}, root="/nonexistent")
+    yield create_app(DockerService(connection), interval=2, hosts=hosts)
 
 
 def bound_keys() -> set[tuple[type, str]]:
@@ -447,6 +454,21 @@ async def _writable_layer(tour: Tour, app: DockerscopeApp) -> None:
         await tour.until(lambda: app.screen is app.explorer)
 
 
+async def _host_list(tour: Tour, app: DockerscopeApp) -> None:
+    """Every key of the host list; `Enter` last, on the second address, switches hosts."""
+    for close in ("escape", "q", "H", "enter"):
+        await tour.press("H")
+        await tour.until(lambda: isinstance(app.screen, HostListScreen))
+        await tour.press(close)
+        await tour.until(lambda: app.screen is app.explorer)
+    explorer = app.explorer
+    await tour.press("H")
+    await tour.until(lambda: isinstance(app.screen, HostListScreen))
+    await tour.press("down", "enter")
+    await tour.until(lambda: app.explorer is not explorer and app.screen is app.explorer)
+    await wait_until_live(tour.pilot, app)
+
+
 async def _no_daemon_screen() -> set[tuple[type, str]]:
     """The keys of the no-daemon screen, on an app whose daemon does not answer: `d` opens the
     packaged demo, which sends nothing anywhere."""
@@ -470,6 +492,7 @@ async def test_a_tour_of_every_screen_and_key_sends_only_gets(app: DockerscopeAp
         await _inspect_tree(tour, app)
         await _layer_contents(tour, app)
         await _writable_layer(tour, app)
+        await _host_list(tour, app)
         await tour.press("q")
         await tour.until(lambda: not app.is_running)
     pressed = tour.pressed | await _no_daemon_screen()
