@@ -14,8 +14,9 @@ import pytest
 from textual.widgets import DataTable
 
 from apphelpers import SIZE, highlight_image, shown_names, status_text, wait_until, wait_until_live
+from archives import docker_save, layer, step, write_tar
 from conftest import APP_IMAGE, BASE_IMAGE
-from dockerscope.service import Connection, DockerService, HostCatalog, HostChoice
+from dockerscope.service import Connection, DockerService, HostCatalog, HostChoice, open_archive
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.host_list_screen import HostListScreen
 
@@ -191,3 +192,27 @@ async def test_the_demo_is_a_host_the_list_can_open_again(no_contexts: Path) -> 
         assert len((await source.snapshot()).images) > 0
     finally:
         source.close()
+
+
+async def test_an_archive_opened_this_session_is_offered_again_after_switching_away(
+    docker_host: str, tmp_path: Path, no_contexts: Path, api: object
+) -> None:
+    base = layer({"etc/os-release": b"ID=test\n"})
+    saved = write_tar(tmp_path / "saved.tar", docker_save([(["archived/app:1"], [base], [step("ADD base")])]))
+    catalog = HostCatalog({"DOCKER_HOST": docker_host}, root="/nonexistent")
+    app = create_app(open_archive(str(saved)), interval=3600, hosts=catalog)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: shown_names(app) == ["archived/app:1"])
+        await pilot.press("H")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostListScreen))
+        # DOCKER_HOST first, then the archive (opened this session), probed without a daemon.
+        await wait_until(pilot, lambda: "probing" not in _cell(app, 1, "state"))
+        assert str(saved) in _cell(app, 1, "host") and "archive" in _cell(app, 1, "engine")
+        assert "●" in _cell(app, 1, "current")
+        await pilot.press("up", "enter")
+        await wait_until(pilot, lambda: app.source.host == docker_host and APP_IMAGE in shown_names(app))
+        await pilot.press("H")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostListScreen))
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.screen is app.explorer and shown_names(app) == ["archived/app:1"])
+        assert app.source.host == str(saved)

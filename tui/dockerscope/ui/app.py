@@ -9,6 +9,7 @@ says since when), until fresh data arrives."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -171,8 +172,12 @@ class DockerscopeApp(App[None]):
     def _switch_to(self, catalog: HostCatalog, choice: HostChoice | None) -> None:
         if choice is None or choice.address == self.source.host:
             return
+        self.run_worker(self._open_and_switch(catalog, choice), group="open-host", exclusive=True)
+
+    async def _open_and_switch(self, catalog: HostCatalog, choice: HostChoice) -> None:
         try:
-            source = catalog.open(choice)
+            # Off the loop: an archive is read through to list its images (a gzip one, all of it).
+            source = await asyncio.to_thread(catalog.open, choice)
         except DockerServiceError as error:
             self.notify(sanitize(f"{error.host}: {error.reason}"), title=error.headline, severity="error", markup=False)
             return
