@@ -195,10 +195,10 @@ async def test_the_demo_is_a_host_the_list_can_open_again(no_contexts: Path) -> 
 
 
 async def test_an_archive_opened_this_session_is_offered_again_after_switching_away(
-    docker_host: str, tmp_path: Path, no_contexts: Path, api: object
+    docker_host: str, short_tmp: Path, no_contexts: Path, api: object
 ) -> None:
     base = layer({"etc/os-release": b"ID=test\n"})
-    saved = write_tar(tmp_path / "saved.tar", docker_save([(["archived/app:1"], [base], [step("ADD base")])]))
+    saved = write_tar(short_tmp / "saved.tar", docker_save([(["archived/app:1"], [base], [step("ADD base")])]))
     catalog = HostCatalog({"DOCKER_HOST": docker_host}, root="/nonexistent")
     app = create_app(open_archive(str(saved)), interval=3600, hosts=catalog)
     async with app.run_test(size=SIZE) as pilot:

@@ -179,7 +179,12 @@ class DockerscopeApp(App[None]):
             # Off the loop: an archive is read through to list its images (a gzip one, all of it).
             source = await asyncio.to_thread(catalog.open, choice)
         except DockerServiceError as error:
-            self.notify(sanitize(f"{error.host}: {error.reason}"), title=error.headline, severity="error", markup=False)
+            self.notify(
+                sanitize(f"{error.host}: {error.reason}"),
+                title=sanitize(error.headline),
+                severity="error",
+                markup=False,
+            )
             return
         self._remember(choice)
         self.switch_source(source)

@@ -50,7 +50,7 @@ class HostListScreen(ModalScreen[HostChoice | None]):
         for index, choice in enumerate(self._choices):
             table.add_row(
                 Text("●", style="green") if choice.address == self._current else "",
-                plain(choice.address, style="bold" if choice.address == self._current else "", max_chars=80),
+                plain(choice.address, style="bold" if choice.address == self._current else "", max_chars=160),
                 plain(choice.origin, max_chars=40),
                 "",
                 Text("probing…", style="dim"),
