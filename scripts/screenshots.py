@@ -8,6 +8,8 @@ Usage: python scripts/screenshots.py [OUT_DIR [SCENE ...]]      (scripts/screens
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -16,15 +18,24 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
-from dockerscope.service import Connection, DockerService, ImageSource, open_archive, resolve_connection
+from dockerscope.service import (
+    Connection,
+    DockerService,
+    HostCatalog,
+    ImageSource,
+    open_archive,
+    resolve_connection,
+)
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.file_tree import FileTree
+from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
@@ -202,6 +213,36 @@ async def archive_session(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await explorer(pilot, app)
 
 
+def host_catalog() -> HostCatalog:
+    """What `H` lists in the screenshots: DOCKER_HOST, a context whose daemon refuses (port 9 on
+    loopback), and the Podman service as a rootless Podman socket would be found."""
+    scratch = Path(tempfile.mkdtemp(prefix="ds-hosts-"))
+    config = scratch / "docker-config"
+    meta = config / "contexts" / "meta" / hashlib.sha256(b"staging").hexdigest()
+    meta.mkdir(parents=True)
+    (config / "config.json").write_text("{}")
+    endpoint = {"Host": "tcp://127.0.0.1:9", "SkipTLSVerify": False}
+    (meta / "meta.json").write_text(json.dumps({"Name": "staging", "Metadata": {}, "Endpoints": {"docker": endpoint}}))
+    os.environ["DOCKER_CONFIG"] = str(config)
+    podman = os.environ.get("DOCKERSCOPE_PODMAN_HOST", "")
+    if podman:
+        (scratch / "podman").mkdir()
+        (scratch / "podman" / "podman.sock").symlink_to(podman.removeprefix("unix://"))
+    environment = {"DOCKER_HOST": resolve_connection().host, "XDG_RUNTIME_DIR": str(scratch)}
+    return HostCatalog(environment, root=str(scratch / "no-root"))
+
+
+async def host_list(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    await show_app_image(pilot, app)
+    await pilot.press("H")
+    await settle(pilot, lambda: isinstance(app.screen, HostListScreen))
+    table = app.screen.query_one(DataTable)
+    await settle(
+        pilot,
+        lambda: all("probing" not in str(table.get_cell_at(Coordinate(row, 4))) for row in range(table.row_count)),
+    )
+
+
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
     "container": (container, DAEMON),
@@ -218,6 +259,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "demo": (demo, DEMO),
     "podman": (podman, PODMAN),
     "archive": (archive_session, ARCHIVE),
+    "hosts": (host_list, DAEMON),
 }
 
 
@@ -244,7 +286,7 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
         source = open_archive(str(save_archive()))
     else:
         source = DockerService(connection)
-    app = create_app(source, interval=60, demo=demo_source)
+    app = create_app(source, interval=60, demo=demo_source, hosts=host_catalog() if name == "hosts" else None)
     async with app.run_test(size=SIZE) as pilot:
         if mode in (DAEMON, DAEMON_LOST, PODMAN):
             await settle(pilot, lambda: app.watcher.live)
