@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dockerscope.connect import connect
+from dockerscope.connect import add_daemon_arguments, connect
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     ContentsUnavailable,
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "space later layers waste, and the image's efficiency.",
     )
     parser.add_argument("image", metavar="IMAGE", help="image id or reference, e.g. app:1")
-    parser.add_argument("--host", metavar="URL", help="daemon address (default: DOCKER_HOST, else the CLI context)")
+    add_daemon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--source",
@@ -112,13 +112,13 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    service = connect(args.host)
+    service = connect(args.host, args.context)
     if service is None:
         return 2
     try:
         return asyncio.run(_analyze(service, args, out))
     except DockerServiceError as error:
-        _stderr_line(f"{sanitize(args.image, 200)}: {error.headline}: {error.reason}")
+        _stderr_line(f"{sanitize(args.image, 200)}: {error.headline} ({error.host}): {error.reason}")
         return 2
     except ContentsUnavailable as error:
         _stderr_line(f"{sanitize(args.image, 200)}: {error}")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dockerscope import __version__
-from dockerscope.connect import connect
+from dockerscope.connect import add_daemon_arguments, connect
 
 # With the event stream up, the full poll is only a safety net: rare, so idle costs next to nothing.
 DEFAULT_INTERVAL = 60.0
@@ -31,12 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`dockerscope analyze IMAGE --help`: layer contents, wasted space and CI rules without the UI.",
     )
     parser.add_argument("--version", action="version", version=f"dockerscope {__version__}")
-    parser.add_argument(
-        "--host",
-        metavar="URL",
-        help="daemon address, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 "
-        "(default: DOCKER_HOST, else the docker CLI's current context)",
-    )
+    add_daemon_arguments(parser)
     parser.add_argument(
         "--interval",
         metavar="SECONDS",
@@ -63,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _resume_collection(collecting)
             return analyze.main(arguments[1:])
         args = build_parser().parse_args(arguments)
-        service = connect(args.host)
+        service = connect(args.host, args.context)
         if service is None:
             return 2
         # The daemon works on the first lists while Textual loads (a third of a second here).

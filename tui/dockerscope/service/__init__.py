@@ -2,7 +2,7 @@
 this package. The UI and `analyze` import from here only, and know a source only as `ImageSource`."""
 
 from dockerscope.service.ci_rules import RuleStatus, Thresholds, evaluate, parse_bytes, parse_ratio
-from dockerscope.service.connection import Connection, resolve_connection
+from dockerscope.service.connection import Connection, SocketPlace, found_sockets, resolve_connection, socket_places
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import (
     DaemonAnswerInvalid,
@@ -77,6 +77,7 @@ __all__ = [
     "ReadProgress",
     "RuleStatus",
     "Snapshot",
+    "SocketPlace",
     "SourceCapabilities",
     "SourceChoice",
     "Thresholds",
@@ -86,9 +87,11 @@ __all__ = [
     "chain_ids",
     "evaluate",
     "filesystem_at",
+    "found_sockets",
     "map_history",
     "parse_bytes",
     "parse_ratio",
     "resolve_connection",
     "short_id",
+    "socket_places",
 ]
