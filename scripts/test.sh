@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for package in docker.io busybox-static tmux; do
+for package in docker.io busybox-static tmux openssh-server openssl; do
     dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,10 +23,20 @@ venv=${DOCKERSCOPE_VENV:-.venv}
 
 # shellcheck source=scripts/dockerd-private.sh
 source scripts/dockerd-private.sh
-trap stop_private_dockerd EXIT
+# shellcheck source=scripts/sshd-private.sh
+source scripts/sshd-private.sh
+# shellcheck source=scripts/dockerd-tls.sh
+source scripts/dockerd-tls.sh
+trap 'stop_tls_dockerd; stop_private_sshd; stop_private_dockerd' EXIT
 start_private_dockerd
 echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 bash scripts/build-fixtures.sh
+# The remote daemons (tests/test_remote.py): sshd on loopback leading to the private dockerd, and
+# a second dockerd on tcp://127.0.0.1 with --tlsverify and two of the fixture images.
+start_private_sshd
+echo "private sshd at $DOCKERSCOPE_TEST_SSH_HOST"
+start_tls_dockerd
+echo "TLS dockerd at $DOCKERSCOPE_TEST_TLS_HOST"
 
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

@@ -15,6 +15,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, NotFound
 
+from dockerscope.service.api_clients import open_client
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import (
     DaemonAnswerInvalid,
@@ -27,7 +28,7 @@ from dockerscope.service.errors import (
 from dockerscope.service.json_answer import decode_in_pieces
 from dockerscope.service.layer_contents import ContentsUnavailable
 from dockerscope.service.layer_files import ReadCancelled
-from dockerscope.service.ssh_transport import SSHFailure, ssh_api_client
+from dockerscope.service.ssh_transport import SSHFailure
 from dockerscope.service.threads import DaemonThreadPool
 from dockerscope.service.values import text
 
@@ -177,12 +178,7 @@ class ClientPool:
         """A client of the caller's own; `forget` and `close` close it too."""
         with self._clients_lock:
             version = self._api_version or "auto"
-        kwargs = self._connection.client_kwargs
-        base_url = str(kwargs.get("base_url") or "")
-        if base_url.startswith("ssh://"):
-            client = ssh_api_client(base_url, version, timeout or self._timeout)
-        else:
-            client = docker.APIClient(version=version, timeout=timeout or self._timeout, **kwargs)
+        client = open_client(self._connection.client_kwargs, version, timeout or self._timeout)
         client.hooks["response"].extend([self._count_request, decode_in_pieces])
         if version == "auto":
             self._request_count += 1  # the handshake ran before the hook was attached

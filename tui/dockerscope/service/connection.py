@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from docker.context import ContextAPI
 from docker.errors import DockerException
+from docker.tls import TLSConfig
 from docker.utils import kwargs_from_env
 
 from dockerscope.service.errors import DockerServiceError
@@ -86,14 +87,14 @@ def found_sockets(environment: Mapping[str, str], root: str = "") -> tuple[Socke
 
 
 def discover(environment: Mapping[str, str], root: str = "") -> Connection:
-    """The first engine socket that exists; the default Docker socket, with the places looked at,
-    when there is none."""
-    for place in socket_places(environment, root):
+    """The first engine socket that exists; the default Docker socket (DEFAULT_HOST under `root`),
+    with the places looked at, when there is none."""
+    places = socket_places(environment, root)
+    for place in places:
         if is_socket(place.path):
             return Connection(place.host, f"found: {place.description}", {"base_url": place.host})
-    return Connection(
-        DEFAULT_HOST, "default (no socket found)", {"base_url": DEFAULT_HOST}, socket_places(environment, root)
-    )
+    fallback = places[0].host
+    return Connection(fallback, "default (no socket found)", {"base_url": fallback}, places)
 
 
 def resolve_connection(
@@ -157,6 +158,9 @@ def _from_context(name: str, named_by: str) -> Connection:
 
 def _context_connection(context: Any) -> Connection:
     kwargs: dict[str, Any] = {"base_url": context.Host}
-    if context.TLSConfig:
-        kwargs["tls"] = context.TLSConfig
+    tls = context.TLSConfig
+    if tls:
+        # docker-py marks a context that skips verification with verify=None, which requests takes
+        # as "verify against the system's CAs": say False, as the CLI's SkipTLSVerify means.
+        kwargs["tls"] = tls if tls.verify else TLSConfig(client_cert=tls.cert, ca_cert=tls.ca_cert, verify=False)
     return Connection(host=context.Host, source=f"context {context.Name}", client_kwargs=kwargs)

@@ -36,7 +36,7 @@ STDERR_KEPT = 4096
 # Seconds a failed request waits for its ssh to exit and say why.
 EXIT_WAIT = 3.0
 # The first API version docker-py accepts; the real one is negotiated right after.
-_PLACEHOLDER_VERSION = "1.24"
+PLACEHOLDER_VERSION = "1.24"
 _HOST = re.compile(r"[A-Za-z0-9._:\[\]%-]+")
 _USER = re.compile(r"[A-Za-z0-9._@-]+")
 
@@ -275,10 +275,14 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker-py is untyped
             raise SSHFailure(self.target, *found) from error
 
     def close(self) -> None:
-        super().close()
+        """Close every pool, so each idle connection's ssh ends (a connection in use, such as an
+        event stream's, ends when its stream is closed)."""
         with self._lock:
-            for pool in self.pools.values():
-                pool.close()
+            pools = list(self.pools.values())
+            self.pools.clear()
+        for pool in pools:
+            pool.close()
+        super().close()
 
 
 def ssh_api_client(base_url: str, version: str, timeout: float) -> docker.APIClient:
@@ -289,8 +293,8 @@ def ssh_api_client(base_url: str, version: str, timeout: float) -> docker.APICli
         raise DockerServiceError(base_url, str(error)) from None
     # A placeholder unix address gives the client its `http+docker://` routing; the adapter that
     # serves those URLs is then replaced by ssh's before the first request.
-    client = docker.APIClient(base_url="unix:///dev/null", version=_PLACEHOLDER_VERSION, timeout=timeout)
+    client = docker.APIClient(base_url="unix:///dev/null", version=PLACEHOLDER_VERSION, timeout=timeout)
     client.mount("http+docker://", SSHAdapter(target, timeout))
     client._custom_adapter = client.get_adapter("http+docker://localhost")
-    client._version = client._retrieve_server_version() if version == "auto" else version
+    client._version = str(client.version(api_version=False)["ApiVersion"]) if version == "auto" else version
     return client
