@@ -17,16 +17,26 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Static
 
-from apphelpers import SIZE, shown_names, status_text, wait_until
-from conftest import APP_IMAGE, BASE_IMAGE, HUGE_IMAGE, SSHServer, TLSDaemon
+from apphelpers import SIZE, highlight_image, shown_names, status_text, wait_until, wait_until_live
+from conftest import APP_IMAGE, BASE_IMAGE, HUGE_IMAGE, WASTE_IMAGE, SSHServer, TLSDaemon
 from dockerscope import analyze
-from dockerscope.service import DockerService, resolve_connection, ssh_transport
+from dockerscope.service import (
+    Connection,
+    DockerService,
+    ProgressCallback,
+    ReadProgress,
+    resolve_connection,
+    ssh_transport,
+)
+from dockerscope.service.layer_cache import LayerCache
 from dockerscope.ui import create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
+from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 
 
 def _tls_env(daemon: TLSDaemon, certs: Path) -> dict[str, str]:
@@ -59,6 +69,7 @@ async def _shows_images(connection_host: str, environment: Mapping[str, str], *n
             )
             assert service.host in status_text(app)
             assert "Docker" in status_text(app)
+            await wait_until_live(pilot, app)  # the event stream runs through ssh too
     finally:
         service.close()
 
@@ -68,6 +79,44 @@ async def _shows_images(connection_host: str, environment: Mapping[str, str], *n
 
 async def test_the_app_over_ssh_shows_the_daemons_images_and_names_the_host(ssh_client: SSHServer) -> None:
     await _shows_images(ssh_client.host, {}, APP_IMAGE, BASE_IMAGE, HUGE_IMAGE)
+
+
+class ReportingService(DockerService):
+    """The real service, keeping every progress report of a layer read."""
+
+    def __init__(self, connection: Connection, cache: LayerCache) -> None:
+        super().__init__(connection, cache=cache)
+        self.reports: list[ReadProgress] = []
+
+    async def image_contents(  # type: ignore[override]
+        self, image_id: str, *, on_progress: ProgressCallback | None = None, **kwargs: Any
+    ) -> Any:
+        def kept(progress: ReadProgress) -> None:
+            self.reports.append(progress)
+            if on_progress is not None:
+                on_progress(progress)
+
+        return await super().image_contents(image_id, on_progress=kept, **kwargs)
+
+
+async def test_layer_contents_over_ssh_come_from_the_export_stream_with_progress(
+    ssh_client: SSHServer, tmp_path: Path
+) -> None:
+    service = ReportingService(resolve_connection(ssh_client.host, {}), LayerCache(tmp_path / "cache"))
+    app = create_app(service, interval=60)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await highlight_image(pilot, app, WASTE_IMAGE)
+            await pilot.press("3", "enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, LayerContentsScreen), timeout=30)
+            contents_title = lambda: app.screen.query_one("#contents-title", Static).render().plain  # noqa: E731
+            await wait_until(pilot, lambda: "read from export" in contents_title(), timeout=60)
+            assert "layer 1 of 5" in contents_title()
+    finally:
+        service.close()
+    assert len(service.reports) >= 2
+    assert service.reports[-1].layers_done == service.reports[-1].layer_count == 5
+    assert max(report.bytes_done for report in service.reports) > 1_000_000  # bytes as they came
 
 
 def test_a_remote_daemon_never_takes_the_fast_path(ssh_client: SSHServer, tls_daemon: TLSDaemon) -> None:
@@ -287,9 +336,10 @@ FAILURES = [
 
 @pytest.mark.parametrize("failure", FAILURES, indirect=True)
 async def test_each_failure_is_one_clear_message_on_the_connection_screen(
-    failure: tuple[str, dict[str, str], str],
+    failure: tuple[str, dict[str, str], str], request: pytest.FixtureRequest
 ) -> None:
     host, environment, expected = failure
+    case = request.node.callspec.params["failure"]
     connection = resolve_connection(host or None, environment)
     service = DockerService(connection)
     app = create_app(service, interval=3600)
@@ -301,6 +351,9 @@ async def test_each_failure_is_one_clear_message_on_the_connection_screen(
             assert f"Host:    {connection.host}" in text
             assert f"From:    {'--host' if host else 'DOCKER_HOST'}" in text
             assert "Traceback" not in text and "Error while fetching" not in text
+            assert "Is dockerd running?" not in text  # the remote failure's own advice instead
+            if case in ("wrong key", "unknown host key", "ssh host not answering"):
+                assert "ssh -p " in text  # how to try the same in a terminal
     finally:
         service.close()
 

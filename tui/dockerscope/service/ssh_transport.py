@@ -29,8 +29,9 @@ from docker.transport.basehttpadapter import BaseHTTPAdapter
 
 from dockerscope.service.errors import DockerServiceError
 
-# Seconds ssh may take to set up its TCP connection.
-CONNECT_TIMEOUT = 10
+# Seconds ssh may take to connect and exchange banners: less than a request's timeout (10 s), so
+# that ssh, not the request, gives up first and says why.
+CONNECT_TIMEOUT = 8
 # Bytes of ssh's stderr kept per connection: its complaint is at the start.
 STDERR_KEPT = 4096
 # Seconds a failed request waits for its ssh to exit and say why.
@@ -55,6 +56,13 @@ class SSHTarget:
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port is not None else ""
         return f"{user}{self.host}{port}"
+
+    @property
+    def shell_command(self) -> str:
+        """How to try the same in a terminal: `ssh -p 2222 user@host`."""
+        port = f"-p {self.port} " if self.port is not None else ""
+        user = f"{self.user}@" if self.user else ""
+        return f"ssh {port}{user}{self.host}"
 
     def command(self) -> list[str]:
         """The ssh command line. BatchMode: ssh must never prompt (for a password or an unknown
@@ -104,13 +112,13 @@ _SSH_PROBLEMS = (
     (
         re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known"),
         "ssh: the host key of {host} is not known (or has changed)",
-        "Check the key and accept it once with `ssh {host}` in a terminal; dockerscope never prompts.",
+        "Check the key and accept it once with `{ssh}` in a terminal; dockerscope never prompts.",
     ),
     (
         re.compile(r"Permission denied"),
         "ssh: permission denied: {host} did not accept the key",
         "Check the user name, the key (ssh-add -l, IdentityFile in ~/.ssh/config) and authorized_keys "
-        "on the far side; try `ssh {host}` in a terminal.",
+        "on the far side; try `{ssh}` in a terminal.",
     ),
     (
         # What `docker system dial-stdio` says when no daemon listens where the far side looks.
@@ -131,7 +139,7 @@ _SSH_PROBLEMS = (
     (
         re.compile(r"No route to host|Network is unreachable|timed out|Connection reset|Connection closed"),
         "ssh: {host} cannot be reached",
-        "Is the machine up and on this network? Try `ssh {host}` in a terminal.",
+        "Is the machine up and on this network? Try `{ssh}` in a terminal.",
     ),
     (
         re.compile(r"docker: (command )?not found|docker: No such file|exec: \"?docker|\bdocker\b.*not found"),
@@ -146,7 +154,7 @@ def describe_ssh_failure(target: SSHTarget, stderr: str, status: int | None) -> 
     """What went wrong, and what to do, from ssh's stderr and exit status."""
     for pattern, reason, hint in _SSH_PROBLEMS:
         if pattern.search(stderr):
-            return reason.format(host=target.name), hint.format(host=target.name)
+            return reason.format(host=target.name), hint.format(ssh=target.shell_command)
     if status == 127:
         return (
             f"no docker command on {target.name}",
@@ -156,7 +164,7 @@ def describe_ssh_failure(target: SSHTarget, stderr: str, status: int | None) -> 
     said = f": {lines[-1]}" if lines else ""
     return (
         f"ssh to {target.name} ended (exit status {status}){said}",
-        f"Try `ssh {target.name} docker version` in a terminal.",
+        f"Try `{target.shell_command} docker version` in a terminal.",
     )
 
 
@@ -266,10 +274,11 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker-py is untyped
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         try:
             return super().send(request, *args, **kwargs)  # type: ignore[no-any-return]
-        except requests.ConnectionError as error:
-            if isinstance(error, requests.Timeout) or not self._recent:
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if not self._recent:
                 raise
-            found = self._recent[-1].failure(EXIT_WAIT)
+            # A timed-out request waited long enough: ssh has said why by now, or it is still at it.
+            found = self._recent[-1].failure(0 if isinstance(error, requests.Timeout) else EXIT_WAIT)
             if found is None:
                 raise
             raise SSHFailure(self.target, *found) from error
