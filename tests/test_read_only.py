@@ -82,7 +82,8 @@ CALLS_IN_USE = frozenset(
 )
 
 # The transports: they open connections (a socket pair to an ssh process) and set a client up
-# (mount the adapter, pin the CA, set the negotiated version), and send nothing of their own: the
+# (mount the adapter, pin the CA, set the negotiated version), and send nothing of their own but
+# the version negotiation's GET /version, as docker-py's constructor does: the
 # requests they carry are the checked code's. They may import network modules and set these up.
 TRANSPORT_MODULES = frozenset({"dockerscope/service/ssh_transport.py", "dockerscope/service/api_clients.py"})
 CLIENT_SETUP = frozenset({"_custom_adapter", "_version", "merge_environment_settings", "mount", "verify"})

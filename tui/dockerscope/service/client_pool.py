@@ -15,7 +15,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, NotFound
 
-from dockerscope.service.api_clients import open_client
+from dockerscope.service.api_clients import ClientMaker
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import (
     DaemonAnswerInvalid,
@@ -150,6 +150,7 @@ class ClientPool:
         self._connection = connection
         self._timeout = timeout
         self._on_forget = on_forget
+        self._maker = ClientMaker(connection.client_kwargs)
         self._pool = DaemonThreadPool(workers=4, name="dockerscope")
         self._local = threading.local()
         self._clients: list[docker.APIClient] = []
@@ -178,7 +179,7 @@ class ClientPool:
         """A client of the caller's own; `forget` and `close` close it too."""
         with self._clients_lock:
             version = self._api_version or "auto"
-        client = open_client(self._connection.client_kwargs, version, timeout or self._timeout)
+        client = self._maker.open(version, timeout or self._timeout)
         client.hooks["response"].extend([self._count_request, decode_in_pieces])
         if version == "auto":
             self._request_count += 1  # the handshake ran before the hook was attached
@@ -200,6 +201,7 @@ class ClientPool:
                 client.close()
             self._clients.clear()
             self._api_version = None
+        self._maker.close()
         self._local = threading.local()
         self._on_forget()
 

@@ -253,7 +253,7 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker-py is untyped
         self.target = target
         self.timeout = timeout
         self.max_pool_size = max_pool_size
-        self.pools: dict[str, _SSHConnectionPool] = {}
+        self._pool: _SSHConnectionPool | None = None
         self._recent: deque[_SSHConnection] = deque(maxlen=4)
         self._lock = threading.Lock()
         super().__init__()
@@ -262,11 +262,12 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker-py is untyped
         self._recent.append(connection)
 
     def get_connection(self, url: str, proxies: Any = None) -> _SSHConnectionPool:
+        """The one pool: every URL goes to the same daemon (docker-py keys its pools by the whole
+        URL, so no connection would be reused from one path to another)."""
         with self._lock:
-            pool = self.pools.get(url)
-            if pool is None:
-                pool = self.pools[url] = _SSHConnectionPool(self, self.timeout, self.max_pool_size)
-            return pool
+            if self._pool is None:
+                self._pool = _SSHConnectionPool(self, self.timeout, self.max_pool_size)
+            return self._pool
 
     def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
         return str(request.path_url)
@@ -284,26 +285,36 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker-py is untyped
             raise SSHFailure(self.target, *found) from error
 
     def close(self) -> None:
+        """Nothing: the adapter is shared by every client of a service, which closes its clients one
+        by one (a layer read's own, when it is done). `shutdown` ends its connections."""
+
+    def shutdown(self) -> None:
         """Close every pool, so each idle connection's ssh ends (a connection in use, such as an
         event stream's, ends when its stream is closed)."""
         with self._lock:
-            pools = list(self.pools.values())
-            self.pools.clear()
-        for pool in pools:
+            pool, self._pool = self._pool, None
+        if pool is not None:
             pool.close()
         super().close()
 
 
-def ssh_api_client(base_url: str, version: str, timeout: float) -> docker.APIClient:
-    """A docker-py APIClient whose requests go through the system ssh client."""
+def ssh_adapter(base_url: str, timeout: float) -> SSHAdapter:
+    """The adapter for an `ssh://` address, to be shared by the clients of one service: an idle
+    connection any of them left is reused by the next request, as a new one costs an ssh handshake
+    and a docker CLI start on the far side (half a second on loopback)."""
     try:
         target = parse_ssh_url(base_url)
     except ValueError as error:
         raise DockerServiceError(base_url, str(error)) from None
+    return SSHAdapter(target, timeout)
+
+
+def ssh_api_client(adapter: SSHAdapter, version: str, timeout: float) -> docker.APIClient:
+    """A docker-py APIClient whose requests go through `adapter`, and so the system ssh client."""
     # A placeholder unix address gives the client its `http+docker://` routing; the adapter that
     # serves those URLs is then replaced by ssh's before the first request.
     client = docker.APIClient(base_url="unix:///dev/null", version=PLACEHOLDER_VERSION, timeout=timeout)
-    client.mount("http+docker://", SSHAdapter(target, timeout))
-    client._custom_adapter = client.get_adapter("http+docker://localhost")
+    client.mount("http+docker://", adapter)
+    client._custom_adapter = adapter
     client._version = str(client.version(api_version=False)["ApiVersion"]) if version == "auto" else version
     return client
