@@ -7,7 +7,7 @@ import pytest
 
 from dockerscope.service import DockerServiceError, SocketPlace, found_sockets, resolve_connection, socket_places
 from dockerscope.service.connection import DEFAULT_HOST
-from dockerscope.service.ssh_transport import parse_ssh_url
+from dockerscope.service.ssh_transport import SSHTarget, describe_ssh_failure, parse_ssh_url
 
 
 @pytest.fixture
@@ -263,3 +263,33 @@ def test_an_ssh_address_becomes_an_ssh_command_line() -> None:
     assert target.command()[target.command().index("-l") :][:2] == ["-l", "deploy"]
     assert "BatchMode=yes" in target.command()
     assert parse_ssh_url("ssh://build.example").command()[-3:] == ["--", "build.example", "docker system dial-stdio"]
+
+
+TARGET = SSHTarget("build.example", "deploy", 2222)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "status", "reason"),
+    [
+        ("deploy@build.example: Permission denied (publickey).\n", 255, "did not accept the key"),
+        ("Host key verification failed.\n", 255, "host key of deploy@build.example:2222 is not known"),
+        ("bash: line 1: docker: command not found\n", 127, "no docker command on"),
+        ("", 127, "no docker command on"),
+        ("failed to open the raw stream connection: dial unix /x.sock: connect: no such file", 1, "no daemon answers"),
+        ("ssh: connect to host build.example port 2222: Connection refused\n", 255, "connection refused by"),
+        ("ssh: Could not resolve hostname build.example: Name or service not known\n", 255, "host name not found"),
+        ("ssh: connect to host build.example port 2222: No route to host\n", 255, "cannot be reached"),
+        ("Connection timed out during banner exchange\n", 255, "cannot be reached"),
+    ],
+)
+def test_ssh_failures_are_told_in_words(stderr: str, status: int, reason: str) -> None:
+    said, hint = describe_ssh_failure(TARGET, stderr, status)
+    assert reason in said
+    assert hint
+
+
+def test_an_unknown_ssh_failure_quotes_sshs_last_line_and_the_status() -> None:
+    said, hint = describe_ssh_failure(TARGET, "a banner\nsomething \x1b[2Jodd happened\n", 3)
+    assert said == "ssh to deploy@build.example:2222 ended (exit status 3): something \x1b[2Jodd happened"
+    assert hint == "Try `ssh -p 2222 deploy@build.example docker version` in a terminal."
+    # The reason reaches a screen or stderr only through the sanitiser (checked where it is shown).

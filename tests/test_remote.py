@@ -119,6 +119,21 @@ async def test_layer_contents_over_ssh_come_from_the_export_stream_with_progress
     assert max(report.bytes_done for report in service.reports) > 1_000_000  # bytes as they came
 
 
+def test_docker_host_and_a_context_may_name_an_ssh_daemon(
+    ssh_client: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", ssh_client.host)
+    code, out, err = _analyze(capsys, BASE_IMAGE, "--json")
+    assert code == 0, err
+    monkeypatch.delenv("DOCKER_HOST")
+    _context_config(tmp_path, "over-ssh", ssh_client.host, None)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("DOCKER_CONTEXT", "over-ssh")
+    code, again, err = _analyze(capsys, BASE_IMAGE, "--json")
+    assert code == 0, err
+    assert json.loads(again)["layers"] == json.loads(out)["layers"]
+
+
 def test_a_remote_daemon_never_takes_the_fast_path(ssh_client: SSHServer, tls_daemon: TLSDaemon) -> None:
     for host in (ssh_client.host, tls_daemon.host):
         service = DockerService(resolve_connection(host, {}))

@@ -78,6 +78,11 @@ class DaemonPermissionDenied(DockerServiceError):
 
     @property
     def default_hint(self) -> str:
+        if "podman" in self.host:
+            return (
+                "A rootful Podman socket is root's: run dockerscope as root, or use your own rootless "
+                "one (systemctl --user start podman.socket)."
+            )
         return (
             "Is your user in the docker group? (sudo usermod -aG docker $USER, then log in again), "
             "or run dockerscope with the rights to open the socket."

@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass
@@ -276,13 +277,24 @@ class SSHAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker-py is untyped
         try:
             return super().send(request, *args, **kwargs)  # type: ignore[no-any-return]
         except (requests.ConnectionError, requests.Timeout) as error:
-            if not self._recent:
-                raise
             # A timed-out request waited long enough: ssh has said why by now, or it is still at it.
-            found = self._recent[-1].failure(0 if isinstance(error, requests.Timeout) else EXIT_WAIT)
+            found = self._failure(0 if isinstance(error, requests.Timeout) else EXIT_WAIT)
             if found is None:
                 raise
             raise SSHFailure(self.target, *found) from error
+
+    def _failure(self, wait: float) -> tuple[str, str] | None:
+        """Why one of the latest connections' ssh ended, waiting up to `wait` seconds for one to
+        (the clients of a service share this adapter: the failed request's connection is one of
+        them, not surely the very latest)."""
+        deadline = time.monotonic() + wait
+        while True:
+            for connection in reversed(list(self._recent)):
+                if (found := connection.failure(0)) is not None:
+                    return found
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Nothing: the adapter is shared by every client of a service, which closes its clients one
