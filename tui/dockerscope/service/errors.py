@@ -52,9 +52,8 @@ class DaemonUnreachable(DockerServiceError):
     def default_hint(self) -> str:
         if self.searched:
             return (
-                "No Docker or Podman socket exists on this machine. Start Docker (systemctl start docker) "
-                "or Podman (systemctl --user start podman.socket), or name a daemon with --host, "
-                "--context or DOCKER_HOST."
+                "Start Docker (systemctl start docker) or Podman (systemctl --user start podman.socket). "
+                "Or name a daemon with --host, --context or DOCKER_HOST."
             )
         if "podman" in self.host:
             return (

@@ -113,13 +113,13 @@ _SSH_PROBLEMS = (
     (
         re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known"),
         "ssh: the host key of {host} is not known (or has changed)",
-        "Check the key and accept it once with `{ssh}` in a terminal; dockerscope never prompts.",
+        "Check the key and accept it once with `{ssh}` in a terminal. dockerscope never prompts.",
     ),
     (
         re.compile(r"Permission denied"),
         "ssh: permission denied: {host} did not accept the key",
         "Check the user name, the key (ssh-add -l, IdentityFile in ~/.ssh/config) and authorized_keys "
-        "on the far side; try `{ssh}` in a terminal.",
+        "on the far side. Try `{ssh}` in a terminal.",
     ),
     (
         # What `docker system dial-stdio` says when no daemon listens where the far side looks.
