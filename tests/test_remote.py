@@ -72,6 +72,7 @@ async def _shows_images(connection_host: str, environment: Mapping[str, str], *n
             await wait_until_live(pilot, app)  # the event stream runs through ssh too
     finally:
         service.close()
+    _wait_for_no_ssh_left()
 
 
 # --- ssh:// ---------------------------------------------------------------------------------------
@@ -396,6 +397,11 @@ def _ssh_children() -> list[str]:
 
 def test_no_ssh_process_or_its_thread_is_left_behind(ssh_client: SSHServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert _analyze(capsys, BASE_IMAGE, "--host", ssh_client.host)[0] == 0
+    _wait_for_no_ssh_left()
+
+
+def _wait_for_no_ssh_left() -> None:
+    """Every ssh this process started has ended, and the threads reading their stderr with them."""
     deadline = time.monotonic() + 20
     while (_ssh_children() or _ssh_threads()) and time.monotonic() < deadline:
         time.sleep(0.05)
