@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, starts a private dockerd and a private Podman
-# service, builds the fixture images in both, runs ruff, mypy and pytest, and stops both daemons.
+# The whole test suite: installs what it needs, starts a private dockerd, a private Podman service,
+# an sshd and a TLS dockerd on loopback, builds the fixture images, runs ruff, mypy and pytest, and
+# stops them all.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for package in docker.io podman busybox-static tmux skopeo; do
+for package in docker.io podman busybox-static tmux skopeo openssh-server openssl; do
     dpkg -s "$package" >/dev/null 2>&1 || need_apt+=("$package")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -26,13 +27,23 @@ venv=${DOCKERSCOPE_VENV:-.venv}
 source scripts/dockerd-private.sh
 # shellcheck source=scripts/podman-private.sh
 source scripts/podman-private.sh
-trap 'stop_private_podman; stop_private_dockerd' EXIT
+# shellcheck source=scripts/sshd-private.sh
+source scripts/sshd-private.sh
+# shellcheck source=scripts/dockerd-tls.sh
+source scripts/dockerd-tls.sh
+trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd' EXIT
 start_private_dockerd
 echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 bash scripts/build-fixtures.sh
 start_private_podman  # exports DOCKERSCOPE_PODMAN_HOST for pytest
 echo "private Podman at $DOCKERSCOPE_PODMAN_HOST: $(podman_cli version --format '{{.Server.Version}}')"
 bash scripts/build-podman-fixtures.sh
+# The remote daemons (tests/test_remote.py): sshd on loopback leading to the private dockerd, and
+# a second dockerd on tcp://127.0.0.1 with --tlsverify and two of the fixture images.
+start_private_sshd
+echo "private sshd at $DOCKERSCOPE_TEST_SSH_HOST"
+start_tls_dockerd
+echo "TLS dockerd at $DOCKERSCOPE_TEST_TLS_HOST"
 
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

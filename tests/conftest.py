@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,54 @@ def throwaway_image(api: docker.APIClient) -> Iterator[str]:
     yield image_id
     with contextlib.suppress(docker.errors.NotFound):
         api.remove_image(image_id, force=True)
+
+
+@dataclass(frozen=True)
+class SSHServer:
+    """The private sshd of scripts/sshd-private.sh, whose key leads to the private dockerd."""
+
+    host: str  # ssh://root@127.0.0.1:PORT
+    directory: Path  # bin/ssh (the test's ssh client), known_hosts and the keys
+
+    def key(self, name: str = "key") -> Path:
+        """key, key-nodocker, key-nodaemon or key-stranger (see scripts/sshd-private.sh)."""
+        return self.directory / name
+
+
+@pytest.fixture(scope="session")
+def ssh_server(docker_host: str) -> SSHServer:
+    host = os.environ.get("DOCKERSCOPE_TEST_SSH_HOST", "")
+    directory = os.environ.get("DOCKERSCOPE_TEST_SSH_DIR", "")
+    if not host or not directory:
+        pytest.fail("DOCKERSCOPE_TEST_SSH_HOST is not set: `bash scripts/test.sh` starts sshd")
+    if not (Path(directory) / "bin" / "ssh").is_file():
+        pytest.fail(f"the test's ssh client {directory}/bin/ssh is missing: scripts/sshd-private.sh makes it")
+    return SSHServer(host, Path(directory))
+
+
+@pytest.fixture
+def ssh_client(ssh_server: SSHServer, monkeypatch: pytest.MonkeyPatch) -> SSHServer:
+    """The sshd, with the test's `ssh` first in PATH (its key and known_hosts, never ~/.ssh)."""
+    monkeypatch.setenv("PATH", f"{ssh_server.directory / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.delenv("DOCKERSCOPE_TEST_SSH_KEY", raising=False)
+    monkeypatch.delenv("DOCKERSCOPE_TEST_SSH_KNOWN_HOSTS", raising=False)
+    return ssh_server
+
+
+@dataclass(frozen=True)
+class TLSDaemon:
+    """The second private dockerd of scripts/dockerd-tls.sh, on tcp://127.0.0.1:PORT with --tlsverify."""
+
+    host: str
+    certs: Path  # ca.pem, cert.pem, key.pem of a client; ../other-ca/ holds a CA that signed nothing of it
+
+
+@pytest.fixture(scope="session")
+def tls_daemon(docker_host: str) -> TLSDaemon:
+    host = os.environ.get("DOCKERSCOPE_TEST_TLS_HOST", "")
+    certs = os.environ.get("DOCKERSCOPE_TEST_TLS_CERTS", "")
+    if not host or not certs:
+        pytest.fail("DOCKERSCOPE_TEST_TLS_HOST is not set: run the suite with `bash scripts/test.sh`, which starts it")
+    if not (Path(certs) / "ca.pem").is_file():
+        pytest.fail(f"the client certificates in {certs} are missing: scripts/dockerd-tls.sh makes them")
+    return TLSDaemon(host, Path(certs))

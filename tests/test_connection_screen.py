@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Static
 
 from apphelpers import SIZE, image_list, status_text, wait_until, wait_until_live
-from dockerscope.service import Connection, DockerService
+from dockerscope.service import Connection, DockerService, resolve_connection
 from dockerscope.ui import create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from socket_proxy import SocketProxy
@@ -39,7 +39,7 @@ async def test_a_missing_daemon_gets_a_clear_screen_then_the_explorer_which_stay
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
         text = _problem_text(app.screen)
-        assert "Cannot reach the Docker daemon" in text
+        assert "Cannot reach the daemon" in text
         assert host in text
         assert "the socket does not exist" in text
         assert "Is dockerd running?" in text
@@ -77,3 +77,55 @@ async def test_q_quits_from_the_connection_screen() -> None:
         await pilot.press("q")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_with_no_socket_anywhere_the_screen_lists_the_places_looked_at_and_how_to_start_one(
+    short_tmp: Path,
+) -> None:
+    connection = resolve_connection(None, {"XDG_RUNTIME_DIR": "/run/user/1000"}, root=str(short_tmp))
+    service = DockerService(connection)
+    app = create_app(service, interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
+        text = _problem_text(app.screen)
+        assert "Cannot reach the daemon" in text
+        assert f"Host:    unix://{short_tmp}/var/run/docker.sock" in text
+        assert "From:    default (no socket found)" in text
+        assert "no socket exists in any of these places" in text
+        for place in (
+            f"Docker socket {short_tmp}/var/run/docker.sock",
+            f"rootless Docker socket {short_tmp}/run/user/1000/docker.sock",
+            f"rootless Podman socket {short_tmp}/run/user/1000/podman/podman.sock",
+            f"rootful Podman socket {short_tmp}/run/podman/podman.sock",
+        ):
+            assert place in text
+        assert "systemctl --user start podman.socket" in text
+        assert "systemctl start docker" in text
+    service.close()
+
+
+async def test_the_screen_says_where_the_address_came_from(short_tmp: Path) -> None:
+    host = f"unix://{short_tmp}/elsewhere.sock"
+    service = DockerService(resolve_connection(None, {"DOCKER_HOST": host}))
+    app = create_app(service, interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
+        text = _problem_text(app.screen)
+        assert "From:    DOCKER_HOST" in text
+        assert "no socket exists in any of these places" not in text
+    service.close()
+
+
+async def test_a_podman_socket_that_is_down_gets_podmans_hint(short_tmp: Path) -> None:
+    host = f"unix://{short_tmp}/podman/podman.sock"
+    service = DockerService(
+        Connection(host=host, source="found: rootless Podman socket", client_kwargs={"base_url": host})
+    )
+    app = create_app(service, interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "Cannot reach" in _problem_text(app.screen))
+        text = _problem_text(app.screen)
+        assert "From:    found: rootless Podman socket" in text
+        assert "Is the Podman service running?" in text
+        assert "dockerd" not in text
+    service.close()

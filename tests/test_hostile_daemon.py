@@ -399,7 +399,7 @@ def test_analyze_on_a_missing_socket_says_so_in_one_line(short_tmp: Path) -> Non
     )
     assert result.returncode == 2
     line = _assert_one_clean_line(result.stderr)
-    assert "Cannot reach the Docker daemon" in line
+    assert "Cannot reach the daemon" in line
 
 
 def _counts(app: DockerscopeApp) -> tuple[int, int]:

@@ -52,18 +52,19 @@ def _add_context(config: Path, name: str, host: str) -> None:
 
 
 def test_the_list_holds_docker_host_contexts_and_the_sockets_found_in_order_once_each(
-    short_tmp: Path, runtime_dir: Path, no_contexts: Path
+    short_tmp: Path, no_contexts: Path
 ) -> None:
     root = short_tmp / "root"
+    runtime = root / "run/user/0"
     sockets = [
         _listening_socket(root / "var/run/docker.sock"),
-        _listening_socket(runtime_dir / "podman" / "podman.sock"),
+        _listening_socket(runtime / "podman" / "podman.sock"),
     ]
     # Not sockets: a file where rootless Docker's socket would be, a directory for rootful Podman's.
-    (runtime_dir / "docker.sock").write_text("not a socket")
+    (runtime / "docker.sock").write_text("not a socket")
     (root / "run/podman/podman.sock").mkdir(parents=True)
     _add_context(no_contexts, "far", "ssh://someone@far.example")
-    environment = {"DOCKER_HOST": "tcp://127.0.0.1:2375", "XDG_RUNTIME_DIR": str(runtime_dir)}
+    environment = {"DOCKER_HOST": "tcp://127.0.0.1:2375", "XDG_RUNTIME_DIR": "/run/user/0"}
     try:
         catalog = HostCatalog(environment, root=str(root))
         opened = [HostChoice("/images/app.tar", "opened this session"), HostChoice("tcp://127.0.0.1:2375", "x")]
@@ -75,7 +76,7 @@ def test_the_list_holds_docker_host_contexts_and_the_sockets_found_in_order_once
         ("tcp://127.0.0.1:2375", "DOCKER_HOST"),
         ("ssh://someone@far.example", "context far"),
         (f"unix://{root}/var/run/docker.sock", "Docker socket"),
-        (f"unix://{runtime_dir}/podman/podman.sock", "rootless Podman socket"),
+        (f"unix://{runtime}/podman/podman.sock", "rootless Podman socket"),
         ("/images/app.tar", "opened this session"),
     ]
 
@@ -120,9 +121,10 @@ def _cell(app: DockerscopeApp, row: int, column: str) -> str:
 
 
 async def test_enter_in_the_host_list_switches_hosts_and_leaves_no_thread_of_the_old_one(
-    docker_host: str, runtime_dir: Path, second_address: str, no_contexts: Path, api: object
+    docker_host: str, short_tmp: Path, second_address: str, no_contexts: Path, api: object
 ) -> None:
-    catalog = HostCatalog({"DOCKER_HOST": docker_host, "XDG_RUNTIME_DIR": str(runtime_dir)}, root="/nonexistent")
+    # The runtime directory is `root` + /run: the second address is <short_tmp>/run/docker.sock.
+    catalog = HostCatalog({"DOCKER_HOST": docker_host, "XDG_RUNTIME_DIR": "/run"}, root=str(short_tmp))
     service = DockerService(Connection(docker_host, "DOCKER_HOST", {"base_url": docker_host}))
     app = create_app(service, interval=3600, hosts=catalog)
     async with app.run_test(size=SIZE) as pilot:

@@ -81,7 +81,7 @@ async def test_a_daemon_that_answers_500_is_reported_as_an_error_not_as_unreacha
     service = serve(_daemon_answers(**{"/images/json": error_answer(500, "boom \x1b]0;pwned\x07 [/]")}))
     with pytest.raises(DaemonError) as caught:
         await service.snapshot()
-    assert caught.value.headline == "The Docker daemon answered with an error"
+    assert caught.value.headline == "The daemon answered with an error"
     assert caught.value.reason == "HTTP 500: boom \x1b]0;pwned\x07 [/]"  # shown through the sanitiser by the UI
 
 
@@ -112,7 +112,7 @@ async def test_an_answer_of_the_wrong_shape_is_an_invalid_answer(
     with pytest.raises(DaemonAnswerInvalid) as caught:
         await service.snapshot()
     assert reason in caught.value.reason
-    assert caught.value.headline == "The Docker daemon's answer could not be read"
+    assert caught.value.headline == "The daemon's answer could not be read"
     assert time.perf_counter() - started < 5
 
 

@@ -121,7 +121,7 @@ def test_the_app_runs_with_the_collector_on_and_start_up_frozen(monkeypatch: pyt
         seen["enabled_while_building"] = gc.isenabled()
         return FakeApp()
 
-    monkeypatch.setattr(cli, "connect", lambda host: SimpleNamespace(prefetch=lambda: None))
+    monkeypatch.setattr(cli, "connect", lambda host, context: SimpleNamespace(prefetch=lambda: None))
     monkeypatch.setattr(dockerscope.ui, "create_app", create_app)
     gc.unfreeze()
     assert cli.main([]) == 3
@@ -141,7 +141,7 @@ def test_an_early_exit_leaves_the_collector_on(args: list[str], capsys: pytest.C
 
 @pytest.mark.usefixtures("collector")
 def test_a_collector_that_was_off_stays_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "connect", lambda host: None)
+    monkeypatch.setattr(cli, "connect", lambda host, context: None)
     gc.disable()
     assert cli.main([]) == 2
     assert not gc.isenabled()

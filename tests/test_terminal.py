@@ -123,7 +123,7 @@ def test_escape_sequences_in_labels_never_reach_the_terminal(terminal: Terminal,
 
 def test_no_daemon_is_explained_and_q_quits_cleanly(terminal: Terminal) -> None:
     terminal.start(f"{_command()} --host unix:///nonexistent/docker.sock", {"TERM": "xterm-256color"})
-    screen = terminal.wait_for(lambda s: "Cannot reach the Docker daemon" in s, "the connection screen")
+    screen = terminal.wait_for(lambda s: "Cannot reach the daemon" in s, "the connection screen")
     assert "unix:///nonexistent/docker.sock" in screen
     assert "the socket does not exist" in screen
     screen, seconds = terminal.quit_once_reading_keys(wait=5)
@@ -194,7 +194,7 @@ def test_a_hostile_daemons_error_never_drives_the_terminal(terminal: Terminal, s
         terminal.wait_for(lambda s: "marker-image:1" in s, "the image list")
         title_before = terminal.title()
         screen = terminal.wait_for(lambda s: r"\x1b]0;pwned\x07\x1bc" in s, "the daemon's error, escaped")
-        assert "The Docker daemon answered with an error" in screen
+        assert "The daemon answered with an error" in screen
         assert r"\x1b]52;c;cHduZWQ=\x07\x9b2J[/]" in screen  # shown literally, markup not parsed
         assert "marker-image:1" in screen  # the screen was not reset
         assert terminal.title() == title_before != "pwned"

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dockerscope.connect import connect, open_path
+from dockerscope.connect import add_daemon_arguments, connect, open_path
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     ContentsUnavailable,
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OS/ARCH[/VARIANT]",
         help="the platform to analyse, e.g. linux/arm64, when an archive's index holds several",
     )
-    parser.add_argument("--host", metavar="URL", help="daemon address (default: DOCKER_HOST, else the CLI context)")
+    add_daemon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--source",
@@ -135,13 +135,13 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    service = open_path(args.image) if is_archive_path(args.image) else connect(args.host)
+    service = open_path(args.image) if is_archive_path(args.image) else connect(args.host, args.context)
     if service is None:
         return 2
     try:
         return asyncio.run(_analyze(service, args, out))
     except DockerServiceError as error:
-        _stderr_line(f"{sanitize(args.image, 200)}: {error.headline}: {error.reason}")
+        _stderr_line(f"{sanitize(args.image, 200)}: {error.headline} ({error.host}): {error.reason}")
         return 2
     except ContentsUnavailable as error:
         _stderr_line(f"{sanitize(args.image, 200)}: {error}")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dockerscope import __version__
-from dockerscope.connect import connect, open_path
+from dockerscope.connect import add_daemon_arguments, connect, open_path
 from dockerscope.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -46,12 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="explore a docker save / podman save tarball (plain or gzip) or an OCI image layout "
         "(directory or tar) instead of a daemon",
     )
-    parser.add_argument(
-        "--host",
-        metavar="URL",
-        help="daemon address, e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 "
-        "(default: DOCKER_HOST, else the docker CLI's current context)",
-    )
+    add_daemon_arguments(parser)
     parser.add_argument(
         "--interval",
         metavar="SECONDS",
@@ -107,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.path is not None:
                 source = _archive(parser, args)
             else:
-                source = service = connect(args.host)
+                source = service = connect(args.host, args.context)
                 if service is not None:
                     # The daemon works on the first lists while Textual loads (a third of a second here).
                     service.prefetch()
@@ -129,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _archive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ImageSource | None:
     """The source for the archive or layout the command line names; None after saying why not."""
-    if args.host is not None:
-        parser.error("give either --host or an archive path, not both")
+    if args.host is not None or args.context is not None:
+        parser.error("give either --host/--context or an archive path, not both")
     if not os.path.exists(args.path):
         print(f"dockerscope: {sanitize(args.path, 300)}: no such file or directory", file=sys.stderr)
         return None

@@ -3,7 +3,7 @@ this package. The UI and `analyze` import from here only, and know a source only
 
 from dockerscope.service.archive_source import ArchiveUnreadable, is_archive_path, open_archive
 from dockerscope.service.ci_rules import RuleStatus, Thresholds, evaluate, parse_bytes, parse_ratio
-from dockerscope.service.connection import Connection, resolve_connection
+from dockerscope.service.connection import Connection, SocketPlace, found_sockets, resolve_connection, socket_places
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import (
     DaemonAnswerInvalid,
@@ -83,6 +83,7 @@ __all__ = [
     "ReadProgress",
     "RuleStatus",
     "Snapshot",
+    "SocketPlace",
     "SourceCapabilities",
     "SourceChoice",
     "Thresholds",
@@ -92,6 +93,7 @@ __all__ = [
     "chain_ids",
     "evaluate",
     "filesystem_at",
+    "found_sockets",
     "is_archive_path",
     "map_history",
     "open_archive",
@@ -99,4 +101,5 @@ __all__ = [
     "parse_ratio",
     "resolve_connection",
     "short_id",
+    "socket_places",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -14,6 +15,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, NotFound
 
+from dockerscope.service.api_clients import ClientMaker
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import (
     DaemonAnswerInvalid,
@@ -26,6 +28,7 @@ from dockerscope.service.errors import (
 from dockerscope.service.json_answer import decode_in_pieces
 from dockerscope.service.layer_contents import ContentsUnavailable
 from dockerscope.service.layer_files import ReadCancelled
+from dockerscope.service.ssh_transport import SSHFailure
 from dockerscope.service.threads import DaemonThreadPool
 from dockerscope.service.values import text
 
@@ -36,6 +39,31 @@ LAYER_READ_TIMEOUT = 120.0
 # A reason holds daemon text; this much of it is plenty to say what went wrong.
 REASON_CHARS = 300
 _PERMISSION = re.compile(r"permission denied|errno 13\b", re.IGNORECASE)
+_TLS_HINT = (
+    "Check the TLS material (DOCKER_CERT_PATH, or the context's): ca.pem must be the CA that signed the "
+    "daemon's certificate, cert.pem and key.pem a client certificate that daemon's CA signed."
+)
+# (pattern, reason, hint): the TLS ones first, as their messages also say "connection" things.
+_TLS_REASONS = (
+    (
+        re.compile(r"hostname mismatch|ip address mismatch|doesn't match", re.IGNORECASE),
+        "TLS: the daemon's certificate is not made out to this host name or address",
+    ),
+    (re.compile(r"certificate has expired", re.IGNORECASE), "TLS: the daemon's certificate has expired"),
+    (
+        re.compile(r"certificate verify failed|CERTIFICATE_VERIFY_FAILED", re.IGNORECASE),
+        "TLS: the daemon's certificate is not signed by the CA given (certificate verify failed)",
+    ),
+    (
+        re.compile(r"unknown ca|bad certificate|certificate required|certificate unknown", re.IGNORECASE),
+        "TLS: the daemon refused the client certificate",
+    ),
+    (
+        re.compile(r"wrong version number|record layer failure|packet length too long", re.IGNORECASE),
+        "TLS: the daemon does not speak TLS at this address",
+    ),
+    (re.compile(r"\bSSLError\b|\bSSL\b", re.IGNORECASE), "TLS: the secure connection failed"),
+)
 _REASONS = (
     (re.compile(r"no such file or directory|errno 2\b", re.IGNORECASE), "the socket does not exist"),
     (re.compile(r"connection refused", re.IGNORECASE), "connection refused"),
@@ -67,6 +95,17 @@ def _describe_failure(exc: BaseException) -> str:
         if pattern.search(message):
             return reason
     return message
+
+
+def _tls_failure(causes: Iterable[BaseException]) -> str | None:
+    """What went wrong in a TLS handshake among the causes, in words; None if nothing did."""
+    for cause in causes:
+        if isinstance(cause, requests.exceptions.SSLError | ssl.SSLError):
+            message = str(cause)
+            for pattern, reason in _TLS_REASONS:
+                if pattern.search(message):
+                    return reason
+    return None
 
 
 def _http_status(causes: Iterable[BaseException]) -> tuple[int, str] | None:
@@ -111,6 +150,7 @@ class ClientPool:
         self._connection = connection
         self._timeout = timeout
         self._on_forget = on_forget
+        self._maker = ClientMaker(connection.client_kwargs)
         self._pool = DaemonThreadPool(workers=4, name="dockerscope")
         self._local = threading.local()
         self._clients: list[docker.APIClient] = []
@@ -139,7 +179,7 @@ class ClientPool:
         """A client of the caller's own; `forget` and `close` close it too."""
         with self._clients_lock:
             version = self._api_version or "auto"
-        client = docker.APIClient(version=version, timeout=timeout or self._timeout, **self._connection.client_kwargs)
+        client = self._maker.open(version, timeout or self._timeout)
         client.hooks["response"].extend([self._count_request, decode_in_pieces])
         if version == "auto":
             self._request_count += 1  # the handshake ran before the hook was attached
@@ -161,12 +201,20 @@ class ClientPool:
                 client.close()
             self._clients.clear()
             self._api_version = None
+        self._maker.close()
         self._local = threading.local()
         self._on_forget()
 
     def translate(self, exc: BaseException) -> DockerServiceError:
         """The typed error for whatever a call raised: every failure, whatever the daemon answered,
-        becomes one of the service's errors."""
+        becomes one of the service's errors, which says where the address came from."""
+        error = self._translate(exc)
+        if not error.origin:
+            error.origin = self._connection.source
+            error.searched = tuple(f"{place.description} {place.path}" for place in self._connection.searched)
+        return error
+
+    def _translate(self, exc: BaseException) -> DockerServiceError:
         host = self.host
         if isinstance(exc, DockerServiceError):
             return exc
@@ -177,6 +225,11 @@ class ClientPool:
             status = exc.status_code
             return DaemonError(host, f"HTTP {status}: {explanation}" if status else explanation)
         causes = _causes(exc)
+        for cause in causes:
+            if isinstance(cause, SSHFailure):
+                return DaemonUnreachable(host, cause.reason, hint=cause.hint)
+        if (tls := _tls_failure(causes)) is not None:
+            return DaemonUnreachable(host, tls, hint=_TLS_HINT)
         if (answer := _http_status(causes)) is not None:
             return DaemonError(host, f"HTTP {answer[0]} {answer[1]} ({_first_line(exc)})")
         if any(_is_malformed_answer(cause) for cause in causes):

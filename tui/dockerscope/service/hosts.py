@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from docker.context import ContextAPI
 from docker.errors import DockerException
@@ -71,13 +70,13 @@ def open_host(choice: HostChoice) -> ImageSource:
 
 
 class HostCatalog:
-    """Finds hosts, probes them and opens the one chosen. `environment` and `root` (a directory the
-    well-known socket paths are looked up under) are for tests; `opener` turns a choice into a source."""
+    """Finds hosts, probes them and opens the one chosen. `environment` and `root` (prefixed to the
+    well-known socket paths) are for tests; `opener` turns a choice into a source."""
 
     def __init__(
         self,
         environment: Mapping[str, str] | None = None,
-        root: str = "/",
+        root: str = "",
         opener: SourceOpener = open_host,
         probe_seconds: float = PROBE_SECONDS,
     ) -> None:
@@ -97,8 +96,11 @@ class HostCatalog:
         for context in _contexts():
             found.append(self._context_choice(context))
         for place in found_sockets(environment, self._root):
-            address = f"unix://{place.path}"
-            found.append(HostChoice(address, place.kind, Connection(address, place.kind, {"base_url": address})))
+            found.append(
+                HostChoice(
+                    place.host, place.description, Connection(place.host, place.description, {"base_url": place.host})
+                )
+            )
         return _unique([*found, *opened])
 
     def _resolved(self, origin: str, environment: Mapping[str, str]) -> HostChoice:
@@ -109,15 +111,13 @@ class HostCatalog:
         return HostChoice(connection.host, origin, connection)
 
     @staticmethod
-    def _context_choice(context: Any) -> HostChoice:
-        address = str(context.Host or "")
-        kwargs: dict[str, Any] = {"base_url": address}
-        if context.TLSConfig:
-            kwargs["tls"] = context.TLSConfig
-        origin = f"context {context.Name}"
-        if address.startswith("ssh://"):
-            kwargs["use_ssh_client"] = True
-        return HostChoice(address, origin, Connection(address, origin, kwargs))
+    def _context_choice(name: str) -> HostChoice:
+        """A context as the CLI would use it (its TLS material, ssh through the system client)."""
+        try:
+            connection = resolve_connection(context=name)
+        except DockerServiceError as error:
+            return HostChoice(error.host, f"context {name}")
+        return HostChoice(connection.host, connection.source, connection)
 
     def open(self, choice: HostChoice) -> ImageSource:
         """A source for the host; it is not asked anything yet."""
@@ -144,16 +144,17 @@ class HostCatalog:
         return HostProbe(engine=info.engine, engine_version=info.engine_version, api_version=info.api_version)
 
 
-def _contexts() -> Sequence[Any]:
-    """The CLI's contexts other than `default` (that one is DOCKER_HOST or the default socket)."""
+def _contexts() -> list[str]:
+    """The names of the CLI's contexts other than `default` (that one is DOCKER_HOST or the
+    default socket)."""
     try:
         contexts = ContextAPI.contexts()
     except (DockerException, OSError, ValueError):
         return []
     return [
-        context
+        context.Name
         for context in contexts[: MAX_CONTEXTS + 1]
-        if context is not None and context.Name != "default" and isinstance(context.Host, str) and context.Host
+        if context is not None and isinstance(context.Name, str) and context.Name != "default" and context.Host
     ]
 
 

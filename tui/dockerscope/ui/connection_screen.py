@@ -3,6 +3,7 @@ garbage); the app keeps retrying behind it."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -18,6 +19,8 @@ from dockerscope.ui.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from dockerscope.ui.app import DockerscopeApp
+
+_SENTENCE_END = re.compile(r"(?<=[.?])\s+(?=[A-Z])")
 
 
 class ConnectionScreen(Screen[None]):
@@ -47,10 +50,21 @@ class ConnectionScreen(Screen[None]):
         text = Text.assemble(plain(self._error.headline, style="bold red"), "\n\n")
         text.append("Host:    ")
         text.append_text(plain(self._error.host, style="bold"))
+        if self._error.origin:
+            text.append("\nFrom:    ")
+            text.append_text(plain(self._error.origin))
         text.append("\nProblem: ")
         text.append_text(plain(self._error.reason))
-        text.append("\n\n")
-        text.append_text(plain(self._error.hint, style="italic"))
+        if self._error.searched:
+            text.append("\n\nNo daemon was named, and no socket exists in any of these places:")
+            for place in self._error.searched:
+                text.append("\n  ")
+                text.append_text(plain(place))
+        text.append("\n")
+        # One sentence a line: a hint can be wider than the screen.
+        for sentence in _SENTENCE_END.split(self._error.hint):
+            text.append("\n")
+            text.append_text(plain(sentence, style="italic"))
         text.append(
             f"\n\nRetrying every {self._retry_seconds:g} s (attempt {self._attempts:d}); "
             "dockerscope opens as soon as the daemon answers. r retries now, q quits.",
