@@ -267,7 +267,7 @@ async def take(name: str, scene: Scene, mode: str, out: Path) -> None:
     proxy: SocketProxy | None = None
     if mode == NO_DAEMON:
         host = "unix:///var/run/docker-not-running.sock"
-        connection = Connection(host=host, source="screenshot", client_kwargs={"base_url": host})
+        connection = Connection(host=host, source="--host", client_kwargs={"base_url": host})
     elif mode == DAEMON_LOST:
         daemon = resolve_connection().host
         proxy = SocketProxy(Path(tempfile.mkdtemp(prefix="ds-")) / "docker.sock", daemon.removeprefix("unix://"))
