@@ -23,6 +23,16 @@ venv=${DOCKERSCOPE_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
 
+# Lint and types run while the daemons start (that mostly waits on the daemons); checked before pytest.
+lint_log=$(mktemp)
+(
+    "$venv/bin/ruff" check .
+    "$venv/bin/ruff" format --check .
+    "$venv/bin/mypy"                                  # the package, default checks
+    "$venv/bin/mypy" --strict tui/dockerscope/service # the service layer, strict
+) >"$lint_log" 2>&1 &
+lint_pid=$!
+
 # shellcheck source=scripts/dockerd-private.sh
 source scripts/dockerd-private.sh
 # shellcheck source=scripts/podman-private.sh
@@ -31,13 +41,15 @@ source scripts/podman-private.sh
 source scripts/sshd-private.sh
 # shellcheck source=scripts/dockerd-tls.sh
 source scripts/dockerd-tls.sh
-trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd' EXIT
+trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd; rm -f "$lint_log"' EXIT
 start_private_dockerd
 echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 bash scripts/build-fixtures.sh
 start_private_podman  # exports DOCKERSCOPE_PODMAN_HOST for pytest
 echo "private Podman at $DOCKERSCOPE_PODMAN_HOST: $(podman_cli version --format '{{.Server.Version}}')"
-bash scripts/build-podman-fixtures.sh
+podman_log=$(mktemp)
+bash scripts/build-podman-fixtures.sh >"$podman_log" 2>&1 &
+podman_fixtures_pid=$!
 # The remote daemons (tests/test_remote.py): sshd on loopback leading to the private dockerd, and
 # a second dockerd on tcp://127.0.0.1 with --tlsverify and two of the fixture images.
 start_private_sshd
@@ -45,11 +57,23 @@ echo "private sshd at $DOCKERSCOPE_TEST_SSH_HOST"
 start_tls_dockerd
 echo "TLS dockerd at $DOCKERSCOPE_TEST_TLS_HOST"
 
-"$venv/bin/ruff" check .
-"$venv/bin/ruff" format --check .
-"$venv/bin/mypy"                                   # the package, default checks
-"$venv/bin/mypy" --strict tui/dockerscope/service  # the service layer, strict
-# Two pytest-xdist workers: the daemon tests all run on one (tests/conftest.py groups them), the
-# rest are spread over both. Most tests spend their time waiting (on the daemon, a terminal, a
-# timer), and two workers overlap that waiting.
-"$venv/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+podman_fixtures_ok=0
+wait "$podman_fixtures_pid" || podman_fixtures_ok=$?
+cat "$podman_log"
+rm -f "$podman_log"
+if [ "$podman_fixtures_ok" -ne 0 ]; then
+    echo "scripts/build-podman-fixtures.sh failed" >&2
+    exit 1
+fi
+lint_ok=0
+wait "$lint_pid" || lint_ok=$?
+cat "$lint_log"
+if [ "$lint_ok" -ne 0 ]; then
+    echo "ruff or mypy failed" >&2
+    exit 1
+fi
+# Three pytest-xdist workers: the tests that change the dockerd run on one, in order
+# (tests/conftest.py groups them), those that only read it, the Podman tests and the watcher's
+# sleeping tests each in a group of their own, the rest spread over all. Most tests spend their
+# time waiting (on a daemon, a terminal, a timer), so a third worker on two cores overlaps that.
+"$venv/bin/python" -m pytest -n 3 --dist loadgroup "$@"

@@ -88,10 +88,15 @@ FIXTURE_CONTAINERS = (RUNNING_CONTAINER, PAUSED_CONTAINER, EXITED_CONTAINER, CRE
 # Every fixture that talks to the private dockerd (api, connection, service, throwaway_image and
 # any fixture of a test module built on them) gets its address from this one.
 DAEMON_FIXTURE = "docker_host"
-# scripts/test.sh spreads the tests over two pytest-xdist workers (`--dist loadgroup`). The daemon
+# scripts/test.sh spreads the tests over three pytest-xdist workers (`--dist loadgroup`). The daemon
 # tests share one daemon, and some assert on its whole image list or on the events it sends, so
-# they all run in this group: on one worker, one after the other.
+# they run in this group: on one worker, one after the other (but for DAEMON_READER_MODULES).
 DAEMON_GROUP = "daemon"
+# Modules whose tests only read the fixture images and assert what must be there (never the whole
+# list, never the events), and change nothing on the daemon: they run in a group of their own,
+# beside the daemon group, so that group is not the one path every CI run waits for.
+DAEMON_READER_MODULES = frozenset({"test_archive_daemon", "test_hosts", "test_memory", "test_remote"})
+DAEMON_READER_GROUP = "daemon-readers"
 
 
 # The private Podman service (scripts/podman-private.sh): its tests are `daemon` tests too, in a
@@ -103,12 +108,13 @@ PODMAN_GROUP = "podman"
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker and before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `daemon` every test whose fixtures, directly or through other fixtures, need the daemon
-    (or the Podman service), and put it in DAEMON_GROUP (or PODMAN_GROUP)."""
+    (or the Podman service), and put it in DAEMON_GROUP, DAEMON_READER_GROUP or PODMAN_GROUP."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if DAEMON_FIXTURE in names:
             item.add_marker(pytest.mark.daemon)
-            item.add_marker(pytest.mark.xdist_group(DAEMON_GROUP))
+            reader = item.module is not None and item.module.__name__ in DAEMON_READER_MODULES
+            item.add_marker(pytest.mark.xdist_group(DAEMON_READER_GROUP if reader else DAEMON_GROUP))
         elif PODMAN_FIXTURE in names:
             item.add_marker(pytest.mark.daemon)
             item.add_marker(pytest.mark.xdist_group(PODMAN_GROUP))
