@@ -117,28 +117,9 @@ DOCKERFILE
 build dockerscope-test/waste:1 "$work/waste"
 
 # Containers in every state, and one whose writable layer added, changed and deleted files.
-containers=(dockerscope-test-running dockerscope-test-paused dockerscope-test-exited dockerscope-test-created
-    dockerscope-test-changes)
-docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
-run() { # run NAME [docker run args...]: start a container off the network, detached
-    local name=$1; shift
-    docker run -d --network none --name "$name" "$@" >/dev/null
-}
-exited() { # exited NAME CODE: wait for the container to end and check its exit code
-    local code
-    code=$(docker wait "$1")
-    [ "$code" = "$2" ] || { echo "build-fixtures: $1 exited with $code, not $2" >&2; docker logs "$1" >&2; exit 1; }
-}
-run dockerscope-test-running dockerscope-test/tool:1 sleep 100000
-run dockerscope-test-paused dockerscope-test/tool:1 sleep 100000
-docker pause dockerscope-test-paused >/dev/null
-run dockerscope-test-exited dockerscope-test/tool:1 sh -c 'exit 3'
-exited dockerscope-test-exited 3
-docker create --network none --name dockerscope-test-created dockerscope-test/tool:1 >/dev/null
-# The app image runs as user 1000 with an `sh -c` entrypoint: run as root with a plain shell.
-run dockerscope-test-changes --user 0 --entrypoint /bin/sh dockerscope-test/app:1 \
-    -c 'echo new > /app/new.txt; echo more >> /app/hello.txt; rm /app/data.bin; mkdir /app/newdir'
-exited dockerscope-test-changes 0
+# shellcheck source=scripts/fixture-containers.sh
+source "$(dirname "$0")/fixture-containers.sh"
+make_fixture_containers docker dockerscope-test
 
 docker images
 docker ps -a --filter name=dockerscope-test-

@@ -44,27 +44,10 @@ CONTAINERFILE
 podman_cli build --network none -t dockerscope-test/podman-built:1 "$work" >"$work/build.log" 2>&1 \
     || { cat "$work/build.log" >&2; exit 1; }
 
-containers=(dockerscope-podman-running dockerscope-podman-paused dockerscope-podman-exited dockerscope-podman-created
-    dockerscope-podman-changes)
-podman_cli rm -f -t 0 "${containers[@]}" >/dev/null 2>&1 || true
-run() { # run NAME [podman run args...]: start a container off the network, detached
-    local name=$1; shift
-    podman_cli run -d --network none --name "$name" "$@" >/dev/null
-}
-exited() { # exited NAME CODE: wait for the container to end and check its exit code
-    local code
-    code=$(podman_cli wait "$1")
-    [ "$code" = "$2" ] || { echo "build-podman-fixtures: $1 exited with $code, not $2" >&2; podman_cli logs "$1" >&2; exit 1; }
-}
-run dockerscope-podman-running dockerscope-test/tool:1 sleep 100000
-run dockerscope-podman-paused dockerscope-test/tool:1 sleep 100000
-podman_cli pause dockerscope-podman-paused >/dev/null
-run dockerscope-podman-exited dockerscope-test/tool:1 sh -c 'exit 3'
-exited dockerscope-podman-exited 3
-podman_cli create --network none --name dockerscope-podman-created dockerscope-test/tool:1 >/dev/null
-run dockerscope-podman-changes --user 0 --entrypoint /bin/sh dockerscope-test/app:1 \
-    -c 'echo new > /app/new.txt; echo more >> /app/hello.txt; rm /app/data.bin; mkdir /app/newdir'
-exited dockerscope-podman-changes 0
+# The same containers as on the dockerd (scripts/fixture-containers.sh).
+# shellcheck source=scripts/fixture-containers.sh
+source "$(dirname "$0")/fixture-containers.sh"
+make_fixture_containers podman_cli dockerscope-podman
 
 podman_cli images
 podman_cli ps -a

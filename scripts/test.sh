@@ -19,13 +19,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The virtualenv, then lint and types, run while the daemons start (which mostly waits on the
+# daemons; nothing there needs the virtualenv); both are checked before pytest.
 venv=${DOCKERSCOPE_VENV:-.venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
-
-# Lint and types run while the daemons start (that mostly waits on the daemons); checked before pytest.
 lint_log=$(mktemp)
 (
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
     "$venv/bin/mypy"                                  # the package, default checks
@@ -69,7 +69,7 @@ lint_ok=0
 wait "$lint_pid" || lint_ok=$?
 cat "$lint_log"
 if [ "$lint_ok" -ne 0 ]; then
-    echo "ruff or mypy failed" >&2
+    echo "the virtualenv, ruff or mypy failed" >&2
     exit 1
 fi
 # Three pytest-xdist workers: the tests that change the dockerd run on one, in order

@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,19 +153,25 @@ def podman_host() -> str:
     return host
 
 
-@pytest.fixture(scope="session")
-def api(docker_host: str) -> Iterator[docker.APIClient]:
-    client = docker.APIClient(base_url=docker_host, version="auto", timeout=60)
-    for image in FIXTURE_IMAGES:
+def checked_client(host: str, images: Iterable[str], containers: Iterable[str], script: str) -> docker.APIClient:
+    """A client on `host`, once the fixture images and containers `script` makes are found there."""
+    client = docker.APIClient(base_url=host, version="auto", timeout=60)
+    for image in images:
         try:
             client.inspect_image(image)
         except docker.errors.ImageNotFound:
-            pytest.fail(f"fixture image {image} is missing: scripts/build-fixtures.sh builds it")
-    for container in FIXTURE_CONTAINERS:
+            pytest.fail(f"fixture image {image} is missing at {host}: {script} makes it")
+    for container in containers:
         try:
             client.inspect_container(container)
         except docker.errors.NotFound:
-            pytest.fail(f"fixture container {container} is missing: scripts/build-fixtures.sh creates it")
+            pytest.fail(f"fixture container {container} is missing at {host}: {script} makes it")
+    return client
+
+
+@pytest.fixture(scope="session")
+def api(docker_host: str) -> Iterator[docker.APIClient]:
+    client = checked_client(docker_host, FIXTURE_IMAGES, FIXTURE_CONTAINERS, "scripts/build-fixtures.sh")
     yield client
     client.close()
 

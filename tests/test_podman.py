@@ -31,7 +31,7 @@ from apphelpers import (
     wait_until,
     wait_until_live,
 )
-from conftest import APP_IMAGE, FIXTURE_IMAGES, TOOL_IMAGE, WASTE_IMAGE
+from conftest import APP_IMAGE, FIXTURE_IMAGES, TOOL_IMAGE, WASTE_IMAGE, checked_client
 from dockerscope import analyze
 from dockerscope.service import Connection, DockerService, SourceChoice
 from dockerscope.service.layer_cache import LayerCache
@@ -56,17 +56,8 @@ CONTAINERS = (RUNNING, PAUSED, EXITED, CREATED, CHANGES)
 @pytest.fixture(scope="module")
 def podman(podman_host: str) -> Iterator[docker.APIClient]:
     """A docker-py client on the Podman service, once its fixtures are checked."""
-    client = docker.APIClient(base_url=podman_host, version="auto", timeout=60)
-    for image in (*FIXTURE_IMAGES, BUILT_IMAGE):
-        try:
-            client.inspect_image(LOCAL + image)
-        except docker.errors.ImageNotFound:
-            pytest.fail(f"Podman fixture image {image} is missing: scripts/build-podman-fixtures.sh loads it")
-    for container in CONTAINERS:
-        try:
-            client.inspect_container(container)
-        except docker.errors.NotFound:
-            pytest.fail(f"Podman fixture container {container} is missing: scripts/build-podman-fixtures.sh makes it")
+    images = [LOCAL + image for image in (*FIXTURE_IMAGES, BUILT_IMAGE)]
+    client = checked_client(podman_host, images, CONTAINERS, "scripts/build-podman-fixtures.sh")
     yield client
     client.close()
 

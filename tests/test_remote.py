@@ -107,6 +107,8 @@ async def test_layer_contents_over_ssh_come_from_the_export_stream_with_progress
     app = create_app(service, interval=60)
     try:
         async with app.run_test(size=SIZE) as pilot:
+            # Every first request over ssh starts ssh and a docker CLI on the far side: slow under load.
+            await wait_until(pilot, lambda: WASTE_IMAGE in shown_names(app), timeout=30)
             await highlight_image(pilot, app, WASTE_IMAGE)
             await pilot.press("3", "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, LayerContentsScreen), timeout=30)
