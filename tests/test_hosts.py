@@ -18,6 +18,7 @@ from archives import docker_save, layer, step, write_tar
 from conftest import APP_IMAGE, BASE_IMAGE
 from dockerscope.service import Connection, DockerService, HostCatalog, HostChoice, open_archive
 from dockerscope.ui import DockerscopeApp, create_app
+from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.host_list_screen import HostListScreen
 
 
@@ -218,3 +219,21 @@ async def test_an_archive_opened_this_session_is_offered_again_after_switching_a
         await pilot.press("down", "enter")
         await wait_until(pilot, lambda: app.screen is app.explorer and shown_names(app) == ["archived/app:1"])
         assert app.source.host == str(saved)
+
+
+async def test_from_the_no_daemon_screen_h_reaches_a_host_that_answers(
+    docker_host: str, short_tmp: Path, no_contexts: Path, api: object
+) -> None:
+    dead = f"unix://{short_tmp}/dead.sock"
+    catalog = HostCatalog({"DOCKER_HOST": docker_host}, root="/nonexistent")
+    app = create_app(DockerService(Connection(dead, "--host", {"base_url": dead})), interval=3600, hosts=catalog)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        await pilot.press("H")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostListScreen))
+        await wait_until(pilot, lambda: "answers" in _cell(app, 0, "state") and "probing" not in _cell(app, 1, "state"))
+        assert dead in _cell(app, 1, "host") and "●" in _cell(app, 1, "current")
+        await pilot.press("up", "enter")
+        await wait_until_live(pilot, app)
+        assert app.screen is app.explorer and len(app.screen_stack) == 2
+        assert APP_IMAGE in shown_names(app) and docker_host in status_text(app)
