@@ -19,19 +19,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# The virtualenv, then lint and types, run while the daemons start (which mostly waits on the
-# daemons; nothing there needs the virtualenv); both are checked before pytest.
+# The virtualenv is made while the daemons start (which mostly waits on the daemons; nothing there
+# needs it).
 venv=${DOCKERSCOPE_VENV:-.venv}
-lint_log=$(mktemp)
+venv_log=$(mktemp)
 (
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
-    "$venv/bin/ruff" check .
-    "$venv/bin/ruff" format --check .
-    "$venv/bin/mypy"                                  # the package, default checks
-    "$venv/bin/mypy" --strict tui/dockerscope/service # the service layer, strict
-) >"$lint_log" 2>&1 &
-lint_pid=$!
+) >"$venv_log" 2>&1 &
+venv_pid=$!
 
 # shellcheck source=scripts/dockerd-private.sh
 source scripts/dockerd-private.sh
@@ -41,7 +37,8 @@ source scripts/podman-private.sh
 source scripts/sshd-private.sh
 # shellcheck source=scripts/dockerd-tls.sh
 source scripts/dockerd-tls.sh
-trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd; rm -f "$lint_log"' EXIT
+lint_log=$(mktemp)
+trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd; rm -f "$venv_log" "$lint_log"' EXIT
 start_private_dockerd
 echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 bash scripts/build-fixtures.sh
@@ -65,15 +62,35 @@ if [ "$podman_fixtures_ok" -ne 0 ]; then
     echo "scripts/build-podman-fixtures.sh failed" >&2
     exit 1
 fi
-lint_ok=0
-wait "$lint_pid" || lint_ok=$?
-cat "$lint_log"
-if [ "$lint_ok" -ne 0 ]; then
-    echo "the virtualenv, ruff or mypy failed" >&2
+venv_ok=0
+wait "$venv_pid" || venv_ok=$?
+cat "$venv_log"
+if [ "$venv_ok" -ne 0 ]; then
+    echo "the virtualenv could not be made" >&2
     exit 1
 fi
+
+# Lint and types run beside the tests (which mostly wait: on a daemon, a terminal, a timer).
+(
+    "$venv/bin/ruff" check .
+    "$venv/bin/ruff" format --check .
+    "$venv/bin/mypy"                                  # the package, default checks
+    "$venv/bin/mypy" --strict tui/dockerscope/service # the service layer, strict
+) >"$lint_log" 2>&1 &
+lint_pid=$!
+
 # Three pytest-xdist workers: the tests that change the dockerd run on one, in order
 # (tests/conftest.py groups them), those that only read it, the Podman tests and the watcher's
 # sleeping tests each in a group of their own, the rest spread over all. Most tests spend their
 # time waiting (on a daemon, a terminal, a timer), so a third worker on two cores overlaps that.
-"$venv/bin/python" -m pytest -n 3 --dist loadgroup "$@"
+tests_ok=0
+"$venv/bin/python" -m pytest -n 3 --dist loadgroup "$@" || tests_ok=$?
+
+lint_ok=0
+wait "$lint_pid" || lint_ok=$?
+cat "$lint_log"
+if [ "$lint_ok" -ne 0 ]; then
+    echo "ruff or mypy failed" >&2
+    exit 1
+fi
+exit "$tests_ok"
