@@ -20,6 +20,7 @@ from dockerscope.service import Connection, DockerService, HostCatalog, HostChoi
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.host_list_screen import HostListScreen
+from socket_proxy import SocketProxy
 
 
 @pytest.fixture
@@ -237,3 +238,27 @@ async def test_from_the_no_daemon_screen_h_reaches_a_host_that_answers(
         await wait_until_live(pilot, app)
         assert app.screen is app.explorer and len(app.screen_stack) == 2
         assert APP_IMAGE in shown_names(app) and docker_host in status_text(app)
+
+
+async def test_when_the_daemon_answers_under_an_open_host_list_the_explorer_shows(
+    docker_host: str, short_tmp: Path, no_contexts: Path, api: object
+) -> None:
+    """The connection screen goes with whatever was opened over it (here the host list): the
+    explorer shows, and nothing is left on top of it."""
+    proxy = SocketProxy(short_tmp / "late.sock", docker_host.removeprefix("unix://"))
+    late = f"unix://{proxy.path}"
+    app = create_app(
+        DockerService(Connection(late, "--host", {"base_url": late})),
+        interval=3600,
+        hosts=HostCatalog({}, root="/nonexistent"),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ConnectionScreen))
+        await pilot.press("H")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostListScreen))
+        await proxy.start()
+        try:
+            await wait_until(pilot, lambda: app.screen is app.explorer and APP_IMAGE in shown_names(app), timeout=15)
+            assert len(app.screen_stack) == 2
+        finally:
+            await proxy.stop()

@@ -90,8 +90,10 @@ class DockerscopeApp(App[None]):
             return
         assert update.snapshot is not None
         if self._connection_screen is not None:
-            self._connection_screen = None
-            self.pop_screen()
+            # With what was opened over it (the host list, help): the explorer shows.
+            connection_screen, self._connection_screen = self._connection_screen, None
+            while connection_screen in self.screen_stack:
+                self.pop_screen()
         self.explorer.show_snapshot(update.snapshot, live=update.live)
         self._data_shown = True
         self.explorer.remove_class("stale")
