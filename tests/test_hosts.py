@@ -262,3 +262,18 @@ async def test_when_the_daemon_answers_under_an_open_host_list_the_explorer_show
             assert len(app.screen_stack) == 2
         finally:
             await proxy.stop()
+
+
+@pytest.mark.parametrize(
+    "meta",
+    ["{not json", '{"Name": "x", "Metadata": {}, "Endpoints": 5}'],
+    ids=["not JSON", "endpoints not a mapping"],
+)
+def test_a_broken_context_file_costs_the_contexts_not_the_list(short_tmp: Path, no_contexts: Path, meta: str) -> None:
+    """docker-py reads all contexts or none: one unreadable file leaves DOCKER_HOST and the sockets."""
+    _add_context(no_contexts, "fine", "tcp://127.0.0.1:9")
+    broken = no_contexts / "contexts" / "meta" / hashlib.sha256(b"x").hexdigest()
+    broken.mkdir(parents=True)
+    (broken / "meta.json").write_text(meta)
+    choices = HostCatalog({"DOCKER_HOST": "tcp://127.0.0.1:2375"}, root=str(short_tmp)).choices()
+    assert [choice.address for choice in choices] == ["tcp://127.0.0.1:2375"]

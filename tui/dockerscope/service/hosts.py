@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from docker.context import ContextAPI
-from docker.errors import DockerException
 
 from dockerscope.service.archive_source import is_archive_path, open_archive
 from dockerscope.service.connection import Connection, found_sockets, resolve_connection
@@ -149,7 +148,7 @@ def _contexts() -> list[str]:
     default socket)."""
     try:
         contexts = ContextAPI.contexts()
-    except (DockerException, OSError, ValueError):
+    except Exception:  # docker-py raises a bare Exception for a corrupted meta file, as for get_context
         return []
     return [
         context.Name
