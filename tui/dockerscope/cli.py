@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockerscope",
         description="Explore Docker images, their inspect document and their layers by keyboard.",
-        epilog="`dockerscope analyze IMAGE --help`: layer contents, wasted space and CI rules without the UI.",
+        epilog="`dockerscope analyze IMAGE --help`: layer contents, wasted space and CI rules without the UI; "
+        "`dockerscope diff A B --help`: two images' layers and configs compared.",
     )
     parser.add_argument("--version", action="version", version=f"dockerscope {__version__}")
     parser.add_argument(
@@ -78,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # next to nothing. It is held off until they are loaded, then resumes with them frozen.
     gc.disable()
     try:
+        if arguments[:1] == ["diff"]:
+            from dockerscope import diff
+
+            _resume_collection(collecting)
+            return diff.main(arguments[1:])
         if arguments[:1] == ["analyze"]:
             # No Textual here: the report prints to stdout, and a CI job should not load a UI.
             from dockerscope import analyze

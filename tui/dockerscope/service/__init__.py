@@ -3,6 +3,14 @@ this package. The UI and `analyze` import from here only, and know a source only
 
 from dockerscope.service.archive_source import ArchiveUnreadable, is_archive_path, open_archive
 from dockerscope.service.ci_rules import RuleStatus, Thresholds, evaluate, parse_bytes, parse_ratio
+from dockerscope.service.compare import (
+    ChangeType,
+    ComparedLayer,
+    ConfigChange,
+    LayerComparison,
+    compare_config,
+    compare_layers,
+)
 from dockerscope.service.connection import Connection, SocketPlace, found_sockets, resolve_connection, socket_places
 from dockerscope.service.docker_service import DockerService
 from dockerscope.service.errors import (
@@ -47,6 +55,9 @@ __all__ = [
     "BaseImage",
     "Change",
     "ChangeKind",
+    "ChangeType",
+    "ComparedLayer",
+    "ConfigChange",
     "Connection",
     "ContainerDetail",
     "ContainerSummary",
@@ -72,6 +83,7 @@ __all__ = [
     "ImageFiles",
     "ImageSource",
     "ImageSummary",
+    "LayerComparison",
     "LayerEntry",
     "LayerKind",
     "LayerRow",
@@ -91,6 +103,8 @@ __all__ = [
     "Watcher",
     "WritableLayer",
     "chain_ids",
+    "compare_config",
+    "compare_layers",
     "evaluate",
     "filesystem_at",
     "found_sockets",
