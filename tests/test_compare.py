@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import APP_IMAGE, BASE_IMAGE, CHAIN_A_IMAGE, CHAIN_C_IMAGE, IMPORTED_IMAGE
+from conftest import APP_IMAGE, BASE_IMAGE, CHAIN_A_IMAGE, CHAIN_C_IMAGE, IMPORTED_IMAGE, WASTE_IMAGE
 from dockerscope import diff
 from dockerscope.service import (
     ChangeType,
@@ -23,7 +23,9 @@ from dockerscope.service import (
     compare_config,
     compare_layers,
 )
-from dockerscope.service.compare import VALUE_CHARS
+from dockerscope.service.compare import VALUE_CHARS, compare_files
+from dockerscope.service.file_analysis import analyze_layers
+from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 
 
 def _detail(
@@ -131,6 +133,43 @@ def test_a_huge_value_is_cut() -> None:
     assert len(changes[0].before or "") == VALUE_CHARS + 1
 
 
+def _file(path: str, size: int = 1, mode: int = 0o644, uid: int = 0, kind: EntryType = EntryType.FILE) -> LayerEntry:
+    return LayerEntry(path, kind, size, mode, uid, 0)
+
+
+BASE_LISTING = LayerListing(
+    (_file("etc", 0, 0o755, kind=EntryType.DIR), _file("etc/os", 5), _file("etc/keep", 3), _file("etc/gone", 9))
+)
+
+
+def test_final_filesystems_compare_path_by_path() -> None:
+    left = analyze_layers([("d1", BASE_LISTING), ("d2", LayerListing((_file("etc/same-size", 4),)))])
+    right = analyze_layers(
+        [
+            ("d1", BASE_LISTING),
+            (
+                "d3",
+                LayerListing(
+                    (_file("etc/same-size", 4), _file("etc/os", 8, 0o600, uid=1000), _file("new", 2)),
+                    deleted=frozenset({"etc/gone"}),
+                ),
+            ),
+        ]
+    )
+    differences = {difference.path: difference for difference in compare_files(left, right, shared_layers=1)}
+    assert set(differences) == {"etc/gone", "etc/os", "etc/same-size", "new"}  # etc/keep: the same layer
+    assert differences["etc/gone"].change is ChangeType.REMOVED and differences["etc/gone"].size_delta == -9
+    assert differences["new"].change is ChangeType.ADDED and differences["new"].size_delta == 2
+    assert differences["etc/os"].changed == ("size", "mode", "owner") and differences["etc/os"].size_delta == 3
+    # Written by a layer of its own on each side at the same size: listings cannot tell the contents.
+    assert differences["etc/same-size"].changed == ("contents",)
+
+
+def test_the_same_layers_give_no_file_difference() -> None:
+    image = analyze_layers([("d1", BASE_LISTING)])
+    assert compare_files(image, image, shared_layers=1) == []
+
+
 def _diff(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, str]:
     out = io.StringIO()
     code = diff.main(list(arguments), out)
@@ -151,6 +190,22 @@ def test_diff_of_an_image_and_one_built_on_it(
     assert report["layers"]["diverges_at"] == 3
     assert report["layers"]["size_delta"] == sum(layer["size"] for layer in report["layers"]["b_only"])
     assert {(change["field"], change["change"]) for change in report["config"]} == {("History", "added")}
+    assert [(file["path"], file["change"], file["size_delta"]) for file in report["files"]] == [
+        ("chain-b.txt", "added", 2),
+        ("chain-c.txt", "added", 2),
+    ]
+
+
+def test_diff_lists_the_files_a_later_image_adds_changes_and_removes(
+    docker_host: str, api: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _diff(capsys, BASE_IMAGE, WASTE_IMAGE)
+    assert code == 0, err
+    assert "Files: 8 added, 0 removed, 0 changed" in out
+    assert "+ /data/keep/config  +12B" in out  # version two, not the file its first layer wrote
+    code, out, err = _diff(capsys, WASTE_IMAGE, BASE_IMAGE, "--no-files", "--json")
+    assert code == 0, err
+    assert json.loads(out)["files"] is None
 
 
 def test_diff_of_unrelated_images_and_of_an_image_with_itself(

@@ -1,5 +1,5 @@
-"""`dockerscope diff A B [--json]`: two images' layer stacks aligned on the layers they share, and
-what their configs set differently, without the UI. (Comparing their files comes next.)"""
+"""`dockerscope diff A B [--json] [--no-files]`: two images' layer stacks aligned on the layers they
+share, what their configs set differently, and how their final filesystems differ, without the UI."""
 
 from __future__ import annotations
 
@@ -17,10 +17,17 @@ from dockerscope.service import (
     ChangeType,
     ComparedLayer,
     ConfigChange,
+    ContentsUnavailable,
     DockerServiceError,
+    FileDifference,
     ImageDetail,
+    ImageFiles,
+    ImageSource,
     LayerComparison,
+    LayerEntry,
+    ReadCancelled,
     compare_config,
+    compare_files,
     compare_layers,
     short_id,
 )
@@ -29,6 +36,8 @@ from dockerscope.units import human_bytes
 ERROR_CHARS = 1000
 # A value is shown this long in the text report (the JSON report has them as compared).
 SHOWN_CHARS = 120
+# Paths the text report lists (the JSON report lists them all).
+FILES_SHOWN = 200
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("right", metavar="B", help="the image to compare it with, e.g. app:2")
     add_daemon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument(
+        "--no-files",
+        action="store_true",
+        help="leave the files out (comparing them reads both images' layers, from the cache when it can)",
+    )
     return parser
 
 
@@ -51,29 +65,44 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     if service is None:
         return 2
     try:
-        left, right = asyncio.run(_details(service, args.left, args.right))
-    except DockerServiceError as error:
-        _stderr_line(f"{error.headline} ({error.host}): {error.reason}")
+        left, right, files = asyncio.run(_read(service, args.left, args.right, not args.no_files))
+    except (DockerServiceError, ContentsUnavailable) as error:
+        if isinstance(error, DockerServiceError):
+            _stderr_line(f"{error.headline} ({error.host}): {error.reason}")
+        else:
+            _stderr_line(str(error))
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ReadCancelled):
         return 130
     finally:
         service.close()
     layers, config = compare_layers(left, right), compare_config(left, right)
+    differences = None if files is None else compare_files(*files, shared_layers=len(layers.shared))
     try:
         if args.json:
             # ensure_ascii (the default) writes every non-ASCII and control character as an escape.
-            out.write(json.dumps(report(args.left, left, args.right, right, layers, config), indent=2) + "\n")
+            document = report(args.left, left, args.right, right, layers, config, differences)
+            out.write(json.dumps(document, indent=2) + "\n")
         else:
-            write_text(out, (args.left, left), (args.right, right), layers, config)
+            write_text(out, (args.left, left), (args.right, right), layers, config, differences)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return 0
 
 
-async def _details(service: Any, left: str, right: str) -> tuple[ImageDetail, ImageDetail]:
-    return await service.image_detail_of(left), await service.image_detail_of(right)
+async def _read(
+    source: ImageSource, left: str, right: str, with_files: bool
+) -> tuple[ImageDetail, ImageDetail, tuple[ImageFiles, ImageFiles] | None]:
+    """Both images' details and, `with_files`, their layer listings (one image after the other)."""
+    left_detail, right_detail = await source.image_detail_of(left), await source.image_detail_of(right)
+    if not with_files:
+        return left_detail, right_detail, None
+    if not source.capabilities.layer_contents:
+        raise ContentsUnavailable(f"{source.host} cannot list what is inside layers: use --no-files")
+    left_files = (await source.image_contents(left_detail.id)).files
+    right_files = (await source.image_contents(right_detail.id)).files
+    return left_detail, right_detail, (left_files, right_files)
 
 
 def _stderr_line(message: str) -> None:
@@ -99,6 +128,30 @@ def _change_json(change: ConfigChange) -> dict[str, Any]:
     }
 
 
+def _entry_json(entry: LayerEntry | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {
+        "type": entry.type.value,
+        "size": entry.size,
+        "mode": f"{entry.mode:04o}",
+        "uid": entry.uid,
+        "gid": entry.gid,
+        "link": entry.link,
+    }
+
+
+def _file_json(difference: FileDifference) -> dict[str, Any]:
+    return {
+        "path": difference.path,
+        "change": difference.change.value,
+        "changed": list(difference.changed),
+        "size_delta": difference.size_delta,
+        "a": _entry_json(difference.before),
+        "b": _entry_json(difference.after),
+    }
+
+
 def report(
     left_name: str,
     left: ImageDetail,
@@ -106,6 +159,7 @@ def report(
     right: ImageDetail,
     layers: LayerComparison,
     config: list[ConfigChange],
+    files: list[FileDifference] | None = None,
 ) -> dict[str, Any]:
     return {
         "a": {"reference": left_name, "id": left.id, "size": left.layers.total_size},
@@ -118,7 +172,13 @@ def report(
             "size_delta": layers.size_delta,
         },
         "config": [_change_json(change) for change in config],
+        "files": None if files is None else [_file_json(difference) for difference in files],
     }
+
+
+def _signed(size: int) -> str:
+    """`+2.29MB`, `-14B`."""
+    return f"{'+' if size >= 0 else '-'}{human_bytes(abs(size))}"
 
 
 def _shown(value: str | None) -> str:
@@ -133,6 +193,7 @@ def write_text(
     right: tuple[str, ImageDetail],
     layers: LayerComparison,
     config: list[ConfigChange],
+    files: list[FileDifference] | None = None,
 ) -> None:
     for label, (name, detail) in (("A", left), ("B", right)):
         count = len(layers.shared) + len(layers.left_only if label == "A" else layers.right_only)
@@ -153,12 +214,12 @@ def write_text(
                 f"{_shown(layer.instruction)}",
             )
     delta = layers.size_delta
-    _line(out, f"  size of the layers B has over A: {'+' if delta >= 0 else '-'}{human_bytes(abs(delta))}")
+    _line(out, f"  size of the layers B has over A: {_signed(delta)}")
     _line(out)
     if not config:
         _line(out, "Config: the same")
-        return
-    _line(out, f"Config: {len(config)} difference{'s' if len(config) != 1 else ''}")
+    else:
+        _line(out, f"Config: {len(config)} difference{'s' if len(config) != 1 else ''}")
     for change in config:
         key = f"{change.field} {change.key}".rstrip()
         if change.change is ChangeType.ADDED:
@@ -167,3 +228,25 @@ def write_text(
             _line(out, f"  - {key}: {_shown(change.before)}")
         else:
             _line(out, f"  ~ {key}: {_shown(change.before)} -> {_shown(change.after)}")
+    if files is not None:
+        _line(out)
+        _write_files(out, files)
+
+
+def _write_files(out: TextIO, files: list[FileDifference]) -> None:
+    counts = {kind: sum(1 for difference in files if difference.change is kind) for kind in ChangeType}
+    delta = sum(difference.size_delta for difference in files)
+    _line(
+        out,
+        f"Files: {counts[ChangeType.ADDED]} added, {counts[ChangeType.REMOVED]} removed, "
+        f"{counts[ChangeType.CHANGED]} changed ({_signed(delta)})",
+    )
+    marks = {ChangeType.ADDED: "+", ChangeType.REMOVED: "-", ChangeType.CHANGED: "~"}
+    for difference in files[:FILES_SHOWN]:
+        what = f" ({', '.join(difference.changed)})" if difference.changed else ""
+        _line(
+            out,
+            f"  {marks[difference.change]} /{_shown(difference.path)}{what}  {_signed(difference.size_delta)}",
+        )
+    if len(files) > FILES_SHOWN:
+        _line(out, f"  … and {len(files) - FILES_SHOWN} more (--json lists them all)")

@@ -7,8 +7,10 @@ from dockerscope.service.compare import (
     ChangeType,
     ComparedLayer,
     ConfigChange,
+    FileDifference,
     LayerComparison,
     compare_config,
+    compare_files,
     compare_layers,
 )
 from dockerscope.service.connection import Connection, SocketPlace, found_sockets, resolve_connection, socket_places
@@ -73,6 +75,7 @@ __all__ = [
     "EventBatch",
     "EventFeed",
     "FileChange",
+    "FileDifference",
     "FileStatus",
     "HostCatalog",
     "HostChoice",
@@ -104,6 +107,7 @@ __all__ = [
     "WritableLayer",
     "chain_ids",
     "compare_config",
+    "compare_files",
     "compare_layers",
     "evaluate",
     "filesystem_at",

@@ -1,6 +1,7 @@
-"""Two images side by side: their layer stacks aligned on the chain ids they share, and what their
-configs set differently. Pure functions over `ImageDetail`s; the inspect documents are hostile, so
-every value is read defensively and turned into text once."""
+"""Two images side by side: their layer stacks aligned on the chain ids they share, what their
+configs set differently, and how their final filesystems differ. Pure functions over details and
+listings; the inspect documents are hostile, so every value is read defensively and turned into
+text once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.layer_files import EntryType, LayerEntry
 from dockerscope.service.models import ImageDetail
 from dockerscope.service.values import text
 
@@ -181,3 +184,70 @@ def _single(document: Mapping[str, Any], field: str) -> dict[str, str]:
     """A single value as a one-entry mapping under the empty key; absent, null or empty: none."""
     value = document.get(field)
     return {"": _value(value)} if value not in (None, "", [], {}) else {}
+
+
+@dataclass(frozen=True)
+class FileDifference:
+    """One path whose final state differs: added (only in the right image), removed (only in the
+    left one), or changed, with what changed (`type`, `size`, `link`, `mode`, `owner`, and
+    `contents` when a layer of its own rewrote it at the same size: listings hold no contents)."""
+
+    path: str
+    change: ChangeType
+    before: LayerEntry | None
+    after: LayerEntry | None
+    changed: tuple[str, ...] = ()
+
+    @property
+    def size_delta(self) -> int:
+        return (self.after.size if self.after else 0) - (self.before.size if self.before else 0)
+
+
+def _final(files: ImageFiles) -> dict[str, FileChange]:
+    """Every path of the image's final filesystem, with the change of the layer that last wrote it."""
+    if not files.layers:
+        return {}
+    return {
+        change.path: change
+        for change in filesystem_at(files, len(files.layers) - 1)
+        if change.status is not FileStatus.REMOVED and change.entry is not None
+    }
+
+
+def _what_changed(before: LayerEntry, after: LayerEntry, same_layer: bool) -> tuple[str, ...]:
+    changed = [
+        name
+        for name, differs in (
+            ("type", before.type is not after.type),
+            ("size", before.size != after.size),
+            ("link", before.link != after.link),
+            ("mode", before.mode != after.mode),
+            ("owner", (before.uid, before.gid) != (after.uid, after.gid)),
+        )
+        if differs
+    ]
+    if not changed and not same_layer and before.type is EntryType.FILE:
+        changed.append("contents")
+    return tuple(changed)
+
+
+def compare_files(left: ImageFiles, right: ImageFiles, shared_layers: int) -> list[FileDifference]:
+    """The two final filesystems compared path by path. A path both last wrote in the same one of
+    their `shared_layers` (the shared chain prefix) is the same file; a file rewritten by a layer
+    of its own at the same size is reported with `contents`, as it may differ."""
+    before, after = _final(left), _final(right)
+    differences: list[FileDifference] = []
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path), after.get(path)
+        if new is None:
+            assert old is not None
+            differences.append(FileDifference(path, ChangeType.REMOVED, old.entry, None))
+        elif old is None:
+            differences.append(FileDifference(path, ChangeType.ADDED, None, new.entry))
+        else:
+            same_layer = old.layer == new.layer < shared_layers
+            assert old.entry is not None and new.entry is not None
+            changed = _what_changed(old.entry, new.entry, same_layer)
+            if changed:
+                differences.append(FileDifference(path, ChangeType.CHANGED, old.entry, new.entry, changed))
+    return differences
