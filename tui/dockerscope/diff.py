@@ -65,7 +65,7 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     if service is None:
         return 2
     try:
-        left, right, files = asyncio.run(_read(service, args.left, args.right, not args.no_files))
+        return asyncio.run(_compare(service, args, out))
     except (DockerServiceError, ContentsUnavailable) as error:
         if isinstance(error, DockerServiceError):
             _stderr_line(f"{error.headline} ({error.host}): {error.reason}")
@@ -74,20 +74,26 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         return 2
     except (KeyboardInterrupt, ReadCancelled):
         return 130
-    finally:
-        service.close()
-    layers, config = compare_layers(left, right), compare_config(left, right)
-    differences = None if files is None else compare_files(*files, shared_layers=len(layers.shared))
-    try:
-        if args.json:
-            # ensure_ascii (the default) writes every non-ASCII and control character as an escape.
-            document = report(args.left, left, args.right, right, layers, config, differences)
-            out.write(json.dumps(document, indent=2) + "\n")
-        else:
-            write_text(out, (args.left, left), (args.right, right), layers, config, differences)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        service.close()
+
+
+async def _compare(source: ImageSource, args: argparse.Namespace, out: TextIO) -> int:
+    """Compare and report; the exit code. The report is written here rather than returned:
+    asyncio.run's signal handling can end up formatting the main task's result with repr(), and
+    two big images' listings took 3.3 s to format."""
+    left, right, files = await _read(source, args.left, args.right, not args.no_files)
+    layers, config = compare_layers(left, right), compare_config(left, right)
+    differences = None if files is None else compare_files(*files, shared_layers=len(layers.shared))
+    if args.json:
+        # ensure_ascii (the default) writes every non-ASCII and control character as an escape.
+        document = report(args.left, left, args.right, right, layers, config, differences)
+        out.write(json.dumps(document, indent=2) + "\n")
+    else:
+        write_text(out, (args.left, left), (args.right, right), layers, config, differences)
     return 0
 
 

@@ -214,7 +214,8 @@ def _final(files: ImageFiles) -> dict[str, FileChange]:
     }
 
 
-def _what_changed(before: LayerEntry, after: LayerEntry, same_layer: bool) -> tuple[str, ...]:
+def _what_changed(before: LayerEntry, after: LayerEntry) -> tuple[str, ...]:
+    """What differs between two entries written by different layers."""
     changed = [
         name
         for name, differs in (
@@ -226,7 +227,7 @@ def _what_changed(before: LayerEntry, after: LayerEntry, same_layer: bool) -> tu
         )
         if differs
     ]
-    if not changed and not same_layer and before.type is EntryType.FILE:
+    if not changed and before.type is EntryType.FILE:
         changed.append("contents")
     return tuple(changed)
 
@@ -244,10 +245,10 @@ def compare_files(left: ImageFiles, right: ImageFiles, shared_layers: int) -> li
             differences.append(FileDifference(path, ChangeType.REMOVED, old.entry, None))
         elif old is None:
             differences.append(FileDifference(path, ChangeType.ADDED, None, new.entry))
-        else:
-            same_layer = old.layer == new.layer < shared_layers
+        elif old.layer != new.layer or old.layer >= shared_layers:
+            # Last written by the same shared layer on both sides: the same entry, nothing to compare.
             assert old.entry is not None and new.entry is not None
-            changed = _what_changed(old.entry, new.entry, same_layer)
+            changed = _what_changed(old.entry, new.entry)
             if changed:
                 differences.append(FileDifference(path, ChangeType.CHANGED, old.entry, new.entry, changed))
     return differences
