@@ -3,22 +3,16 @@
 # Usage: source scripts/dockerd-private.sh   (sets D and DOCKER_HOST; stop it with stop_private_dockerd)
 # Fails, never skips, when the daemon does not answer within DOCKERD_WAIT seconds.
 
+# shellcheck source=scripts/wait-for.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wait-for.sh"
+
 start_private_dockerd() {
     D=$(mktemp -d /tmp/dockerscope-dockerd.XXXXXX)
     dockerd --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/pid" \
         --host "unix://$D/docker.sock" --bridge=none --iptables=false --ip-masq=false \
         --ip-forward=false >"$D/dockerd.log" 2>&1 &
     export DOCKER_HOST="unix://$D/docker.sock"
-    local waited=0 limit=${DOCKERD_WAIT:-60}
-    until docker version >/dev/null 2>&1; do
-        if [ "$waited" -ge $((limit * 4)) ]; then
-            echo "dockerd did not answer at $DOCKER_HOST within ${limit}s; its log:" >&2
-            tail -n 40 "$D/dockerd.log" >&2
-            return 1
-        fi
-        sleep 0.25
-        waited=$((waited + 1))
-    done
+    wait_for "${DOCKERD_WAIT:-60}" "dockerd at $DOCKER_HOST" "$D/dockerd.log" "" docker version
 }
 
 stop_private_dockerd() {

@@ -10,6 +10,9 @@
 #                               it, other-ca/ holds a CA that did not sign the daemon's certificate
 # Fails, never skips, when the daemon does not answer within DOCKERD_WAIT seconds.
 
+# shellcheck source=scripts/wait-for.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wait-for.sh"
+
 TLS_IMAGES=(dockerscope-test/base:1 dockerscope-test/app:1)
 
 _tls_certificates() {
@@ -57,17 +60,9 @@ start_tls_dockerd() {
         --bridge=none --iptables=false --ip-masq=false --ip-forward=false >"$TLS_D/dockerd.log" 2>&1 &
     export DOCKERSCOPE_TEST_TLS_HOST="tcp://127.0.0.1:$port"
     export DOCKERSCOPE_TEST_TLS_CERTS="$TLS_D/certs/client"
-    local waited=0 limit=${DOCKERD_WAIT:-60}
-    until DOCKER_HOST=$DOCKERSCOPE_TEST_TLS_HOST DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$DOCKERSCOPE_TEST_TLS_CERTS \
-        docker version >/dev/null 2>&1; do
-        if [ "$waited" -ge $((limit * 4)) ]; then
-            echo "the TLS dockerd did not answer at $DOCKERSCOPE_TEST_TLS_HOST within ${limit}s; its log:" >&2
-            tail -n 40 "$TLS_D/dockerd.log" >&2
-            return 1
-        fi
-        sleep 0.25
-        waited=$((waited + 1))
-    done
+    wait_for "${DOCKERD_WAIT:-60}" "the TLS dockerd at $DOCKERSCOPE_TEST_TLS_HOST" "$TLS_D/dockerd.log" "" \
+        env DOCKER_HOST="$DOCKERSCOPE_TEST_TLS_HOST" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$DOCKERSCOPE_TEST_TLS_CERTS" \
+        docker version || return 1
     if [ -n "$source_host" ]; then
         DOCKER_HOST=$source_host docker save "${TLS_IMAGES[@]}" | DOCKER_HOST="unix://$TLS_D/docker.sock" docker load -q
     fi

@@ -5,6 +5,9 @@
 # Fails, never skips, when the service does not answer within PODMAN_WAIT seconds.
 # Containers started in it must use `--network none`: it has no network set up.
 
+# shellcheck source=scripts/wait-for.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wait-for.sh"
+
 # podman_cli ARGS...: the podman CLI on the private service's storage.
 podman_cli() {
     podman --root "$P/root" --runroot "$P/run" "$@"
@@ -38,21 +41,8 @@ CONF
     podman --root "$P/root" --runroot "$P/run" system service --time=0 "$DOCKERSCOPE_PODMAN_HOST" \
         >"$P/podman.log" 2>&1 &
     echo $! >"$P/pid"
-    local waited=0 limit=${PODMAN_WAIT:-60}
-    until curl -fsS --unix-socket "$P/podman.sock" http://localhost/_ping >/dev/null 2>&1; do
-        if [ "$waited" -ge $((limit * 4)) ]; then
-            echo "podman did not answer at $DOCKERSCOPE_PODMAN_HOST within ${limit}s; its log:" >&2
-            tail -n 40 "$P/podman.log" >&2
-            return 1
-        fi
-        if ! kill -0 "$(cat "$P/pid")" 2>/dev/null; then
-            echo "podman system service ended; its log:" >&2
-            tail -n 40 "$P/podman.log" >&2
-            return 1
-        fi
-        sleep 0.25
-        waited=$((waited + 1))
-    done
+    wait_for "${PODMAN_WAIT:-60}" "podman at $DOCKERSCOPE_PODMAN_HOST" "$P/podman.log" "$(cat "$P/pid")" \
+        curl -fsS --unix-socket "$P/podman.sock" http://localhost/_ping
 }
 
 stop_private_podman() {

@@ -12,6 +12,9 @@
 #                              (not authorized).
 # Fails, never skips, when sshd does not answer within SSHD_WAIT seconds.
 
+# shellcheck source=scripts/wait-for.sh
+source "$(dirname "${BASH_SOURCE[0]}")/wait-for.sh"
+
 start_private_sshd() {
     case "${DOCKER_HOST:-}" in
     unix://*) ;;
@@ -76,16 +79,8 @@ EOF
     /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
     export DOCKERSCOPE_TEST_SSH_HOST="ssh://root@127.0.0.1:$port"
     export DOCKERSCOPE_TEST_SSH_DIR="$dir"
-    local waited=0 limit=${SSHD_WAIT:-30}
-    until "$dir/bin/ssh" -o BatchMode=yes -p "$port" root@127.0.0.1 docker version >/dev/null 2>&1; do
-        if [ "$waited" -ge $((limit * 4)) ]; then
-            echo "sshd did not lead to the daemon at 127.0.0.1:$port within ${limit}s; its log:" >&2
-            tail -n 40 "$dir/sshd.log" >&2
-            return 1
-        fi
-        sleep 0.25
-        waited=$((waited + 1))
-    done
+    wait_for "${SSHD_WAIT:-30}" "sshd (to the daemon) at 127.0.0.1:$port" "$dir/sshd.log" "" \
+        "$dir/bin/ssh" -o BatchMode=yes -p "$port" root@127.0.0.1 docker version
 }
 
 stop_private_sshd() {

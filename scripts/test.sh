@@ -38,7 +38,7 @@ source scripts/sshd-private.sh
 # shellcheck source=scripts/dockerd-tls.sh
 source scripts/dockerd-tls.sh
 lint_log=$(mktemp)
-trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd; rm -f "$venv_log" "$lint_log"' EXIT
+trap 'stop_tls_dockerd; stop_private_sshd; stop_private_podman; stop_private_dockerd; rm -f "$venv_log" "$lint_log" "${podman_log:-}"' EXIT
 start_private_dockerd
 echo "private dockerd at $DOCKER_HOST: $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 bash scripts/build-fixtures.sh
@@ -54,21 +54,18 @@ echo "private sshd at $DOCKERSCOPE_TEST_SSH_HOST"
 start_tls_dockerd
 echo "TLS dockerd at $DOCKERSCOPE_TEST_TLS_HOST"
 
-podman_fixtures_ok=0
-wait "$podman_fixtures_pid" || podman_fixtures_ok=$?
-cat "$podman_log"
-rm -f "$podman_log"
-if [ "$podman_fixtures_ok" -ne 0 ]; then
-    echo "scripts/build-podman-fixtures.sh failed" >&2
-    exit 1
-fi
-venv_ok=0
-wait "$venv_pid" || venv_ok=$?
-cat "$venv_log"
-if [ "$venv_ok" -ne 0 ]; then
-    echo "the virtualenv could not be made" >&2
-    exit 1
-fi
+# joined PID LOG WHAT: wait for a background job, show its output, and end the run if it failed.
+joined() {
+    local status=0
+    wait "$1" || status=$?
+    cat "$2"
+    if [ "$status" -ne 0 ]; then
+        echo "$3 failed" >&2
+        exit 1
+    fi
+}
+joined "$podman_fixtures_pid" "$podman_log" "scripts/build-podman-fixtures.sh"
+joined "$venv_pid" "$venv_log" "making the virtualenv"
 
 # Lint and types run beside the tests (which mostly wait: on a daemon, a terminal, a timer).
 (
@@ -86,11 +83,5 @@ lint_pid=$!
 tests_ok=0
 "$venv/bin/python" -m pytest -n 3 --dist loadgroup "$@" || tests_ok=$?
 
-lint_ok=0
-wait "$lint_pid" || lint_ok=$?
-cat "$lint_log"
-if [ "$lint_ok" -ne 0 ]; then
-    echo "ruff or mypy failed" >&2
-    exit 1
-fi
+joined "$lint_pid" "$lint_log" "ruff or mypy"
 exit "$tests_ok"
