@@ -24,6 +24,16 @@ from dockerscope.service.errors import (
     ObjectNotFound,
 )
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.file_reading import (
+    FILE_VIEW_LIMIT,
+    ContentSink,
+    FileContents,
+    FileNotReadable,
+    FileVersion,
+    SinkOpener,
+    locate_file,
+    read_file,
+)
 from dockerscope.service.hosts import HostCatalog, HostChoice, HostProbe
 from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
 from dockerscope.service.layer_files import EntryType, LayerEntry, ProgressCallback, ReadCancelled, ReadProgress
@@ -53,6 +63,7 @@ from dockerscope.service.values import short_id
 from dockerscope.service.watcher import Watcher
 
 __all__ = [
+    "FILE_VIEW_LIMIT",
     "ArchiveUnreadable",
     "BaseImage",
     "Change",
@@ -63,6 +74,7 @@ __all__ = [
     "Connection",
     "ContainerDetail",
     "ContainerSummary",
+    "ContentSink",
     "ContentsUnavailable",
     "DaemonAnswerInvalid",
     "DaemonError",
@@ -75,8 +87,11 @@ __all__ = [
     "EventBatch",
     "EventFeed",
     "FileChange",
+    "FileContents",
     "FileDifference",
+    "FileNotReadable",
     "FileStatus",
+    "FileVersion",
     "HostCatalog",
     "HostChoice",
     "HostProbe",
@@ -97,6 +112,7 @@ __all__ = [
     "ReadCancelled",
     "ReadProgress",
     "RuleStatus",
+    "SinkOpener",
     "Snapshot",
     "SocketPlace",
     "SourceCapabilities",
@@ -113,10 +129,12 @@ __all__ = [
     "filesystem_at",
     "found_sockets",
     "is_archive_path",
+    "locate_file",
     "map_history",
     "open_archive",
     "parse_bytes",
     "parse_ratio",
+    "read_file",
     "resolve_connection",
     "short_id",
     "socket_places",

@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from dockerscope.service.answers import (
 )
 from dockerscope.service.errors import DockerServiceError, ObjectNotFound
 from dockerscope.service.file_analysis import analyze_layers
+from dockerscope.service.file_reading import SinkOpener
 from dockerscope.service.image_context import ImageContexts
 from dockerscope.service.layer_contents import (
     WRITABLE_LAYER,
@@ -218,6 +219,18 @@ class RecordedSource:
             raise ContentsUnavailable("the recording holds no listing of the container's writable layer")
         layers = self._layers_of(text(inspect.get("Image")))
         return await asyncio.to_thread(_analyze, [*layers, (WRITABLE_LAYER, writable)], cancel, on_progress)
+
+    async def read_layer_files(
+        self,
+        image_id: str,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        *,
+        container_id: str | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        raise ContentsUnavailable("a recording holds the layers' listings, not their files' bytes")
 
     def take_cache_problem(self) -> str | None:
         return None

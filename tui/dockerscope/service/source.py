@@ -17,10 +17,11 @@ How to add a source: implement `ImageSource`, give it to `dockerscope.ui.create_
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from dockerscope.service.file_reading import SinkOpener
 from dockerscope.service.layer_contents import ImageContents, SourceChoice
 from dockerscope.service.layer_files import ProgressCallback
 from dockerscope.service.models import (
@@ -47,6 +48,8 @@ class SourceCapabilities:
     layer_contents: bool
     # Layers can be read from the engine's own layer directories (overlay2) instead of an export.
     fast_path: bool
+    # The bytes of files in layers (`read_layer_files`): the file view, extraction, file diffs.
+    file_contents: bool = False
 
 
 class EventFeed(Protocol):
@@ -123,6 +126,28 @@ class ImageSource(Protocol):
         on_progress: ProgressCallback | None = None,
     ) -> ImageContents:
         """The layers of a container's image with its writable layer on top."""
+        ...
+
+    async def read_layer_files(
+        self,
+        image_id: str,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        *,
+        container_id: str | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """Hand the bytes of files in layers to sinks (with `capabilities.file_contents`).
+
+        `wanted` maps a layer's index (oldest first, as in `ImageFiles.layers`; with
+        `container_id`, the index above the image's layers is the container's writable layer) to
+        paths in that layer's own listing (`LayerEntry.path` form, regular files). For each one
+        found, `open_sink(layer, path, size)` is called in the reading thread and the sink gets
+        the file's bytes; a path not found gets no sink (the caller says so). Nothing outside a
+        layer is read: no symlink is followed out of a layer's directory. Returns where the bytes
+        came from (`overlay2`, `export`, `archive`, ...). Raises ReadCancelled once `cancel` is set,
+        ContentsUnavailable when the layers cannot be read here."""
         ...
 
     def take_cache_problem(self) -> str | None:
