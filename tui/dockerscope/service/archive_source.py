@@ -23,8 +23,8 @@ from dockerscope.service.archive_reader import Archive, ArchiveError, ArchiveIma
 from dockerscope.service.errors import DockerServiceError, ObjectNotFound
 from dockerscope.service.file_analysis import analyze_layers
 from dockerscope.service.image_context import ImageContexts
-from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
-from dockerscope.service.layer_files import ProgressCallback, ReadProgress, gc_paused
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, ImageLayers, SourceChoice
+from dockerscope.service.layer_files import LayerListing, ProgressCallback, ReadProgress, gc_paused
 from dockerscope.service.layers import map_config_history
 from dockerscope.service.models import (
     ContainerDetail,
@@ -183,6 +183,14 @@ class ArchiveSource:
         self, image: ArchiveImage, cancel: threading.Event | None, on_progress: ProgressCallback | None
     ) -> ImageContents:
         started = time.perf_counter()
+        layers = self._listings(image, cancel, on_progress)
+        with gc_paused():
+            files = analyze_layers(layers)
+        return ImageContents(files, ("archive",), time.perf_counter() - started)
+
+    def _listings(
+        self, image: ArchiveImage, cancel: threading.Event | None, on_progress: ProgressCallback | None
+    ) -> list[tuple[str, LayerListing]]:
         count = len(set(image.diff_ids))
 
         def report(layers_done: int, bytes_done: int) -> None:
@@ -191,13 +199,24 @@ class ArchiveSource:
 
         with gc_paused():
             try:
-                layers = self._archive.listings(image, cancel=cancel, on_layer=report)
+                return self._archive.listings(image, cancel=cancel, on_layer=report)
             except ArchiveError as error:
                 raise ContentsUnavailable(f"the archive could not be read: {error}") from None
             except OSError as error:
                 raise ContentsUnavailable(f"the archive could not be read: {error.strerror or error}") from None
-            files = analyze_layers(layers)
-        return ImageContents(files, ("archive",), time.perf_counter() - started)
+
+    async def image_layers(
+        self,
+        image_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageLayers:
+        """Every layer read from the archive and checked against its diff id, not analysed."""
+        image = self._image(image_id)
+        started = time.perf_counter()
+        layers = await asyncio.to_thread(self._listings, image, cancel, on_progress)
+        return ImageLayers(tuple(layers), ("archive",), time.perf_counter() - started)
 
     async def container_contents(
         self,

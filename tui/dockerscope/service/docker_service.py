@@ -30,7 +30,15 @@ from dockerscope.service.errors import ObjectNotFound
 from dockerscope.service.events import WATCHED_TYPES, EventStream
 from dockerscope.service.image_context import ImageContexts
 from dockerscope.service.layer_cache import LayerCache
-from dockerscope.service.layer_contents import ImageContents, SourceChoice, analyze_container, analyze_image, diff_ids
+from dockerscope.service.layer_contents import (
+    ImageContents,
+    ImageLayers,
+    SourceChoice,
+    analyze_container,
+    analyze_image,
+    diff_ids,
+    read_image,
+)
 from dockerscope.service.layer_files import ProgressCallback
 from dockerscope.service.models import (
     ContainerDetail,
@@ -294,6 +302,20 @@ class DockerService:
             while len(self._contents) > CONTENTS_KEPT:
                 self._contents.popitem(last=False)
         return contents
+
+    async def image_layers(
+        self,
+        image_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageLayers:
+        """Every layer's listing (the disk cache first, as `image_contents`), not analysed."""
+        return await self._pool.run_long(
+            lambda client: read_image(
+                client, image_id, host=self.connection.host, cache=self.cache, cancel=cancel, on_progress=on_progress
+            )
+        )
 
     async def container_contents(
         self,

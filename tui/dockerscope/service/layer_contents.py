@@ -68,6 +68,16 @@ class ImageContents:
     sizes_known: bool = True
 
 
+@dataclass(frozen=True)
+class ImageLayers:
+    """Every layer's listing of one image, oldest first with its diff id, not analysed; `sources`
+    and `seconds` as in `ImageContents`."""
+
+    layers: tuple[tuple[str, LayerListing], ...]
+    sources: tuple[str, ...]
+    seconds: float
+
+
 class _Progress:
     def __init__(self, layer_count: int, bytes_total: int | None, callback: ProgressCallback | None) -> None:
         self.layer_count = layer_count
@@ -288,6 +298,26 @@ def _read_export(
     return exported
 
 
+def read_image(
+    client: docker.APIClient,
+    image_id: str,
+    *,
+    host: str,
+    choice: SourceChoice = SourceChoice.AUTO,
+    cache: LayerCache | None,
+    cancel: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ImageLayers:
+    """Read every layer of an image. Blocking: run it in a thread."""
+    started = time.perf_counter()
+    inspect = client.inspect_image(image_id)
+    with gc_paused():
+        layers, sources = read_image_layers(
+            Daemon(client, host), inspect, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
+        )
+    return ImageLayers(tuple(layers), sources, time.perf_counter() - started)
+
+
 def analyze_image(
     client: docker.APIClient,
     image_id: str,
@@ -300,14 +330,11 @@ def analyze_image(
 ) -> ImageContents:
     """Read and analyse every layer of an image. Blocking: run it in a thread."""
     started = time.perf_counter()
-    inspect = client.inspect_image(image_id)
+    image = read_image(client, image_id, host=host, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress)
+    check_cancel(cancel)
     with gc_paused():
-        layers, sources = read_image_layers(
-            Daemon(client, host), inspect, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
-        )
-        check_cancel(cancel)
-        files = analyze_layers(layers)
-    return ImageContents(files, sources, time.perf_counter() - started)
+        files = analyze_layers(image.layers)
+    return ImageContents(files, image.sources, time.perf_counter() - started)
 
 
 def analyze_container(
