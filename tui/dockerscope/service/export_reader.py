@@ -1192,6 +1192,7 @@ class _FileReading(_ExportParser):
         wanted: Mapping[int, Collection[str]],
         open_sink: SinkOpener,
         cancel: threading.Event | None,
+        layer_paths: Mapping[str, Sequence[int]] | None,
     ) -> None:
         super().__init__(cancel, None)
         self._diff_ids = list(diff_ids)
@@ -1202,6 +1203,8 @@ class _FileReading(_ExportParser):
         for index, diff_id in enumerate(self._diff_ids):
             self._by_hex.setdefault(diff_id.removeprefix("sha256:"), []).append(index)
         self._by_manifest: dict[str, tuple[int, ...]] | None = None
+        if layer_paths is not None:
+            self._by_manifest = {path: tuple(indexes) for path, indexes in layer_paths.items()}
         self._layers: list[_FileLayer] = []
         self.layers_seen = 0
 
@@ -1300,6 +1303,7 @@ def read_export_files(
     *,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    layer_paths: Mapping[str, Sequence[int]] | None = None,
 ) -> None:
     """Hand the bytes of the wanted files of an image export (`GET /images/{id}/get`) to sinks.
 
@@ -1311,8 +1315,9 @@ def read_export_files(
     manifest comes last, or compressed blobs) is identified by its digest when it ends, its wanted
     files spooled to a temporary file meanwhile. Raises `ExportFormatError` for a stream that cannot
     be read or lacks a wanted layer, `ReadCancelled` once `cancel` is set. `on_progress(layers
-    seen, bytes read)` runs after each chunk. Every sink opened is closed, also on failure."""
-    reading = _FileReading(diff_ids, wanted, open_sink, cancel)
+    seen, bytes read)` runs after each chunk. `layer_paths` names the member of each layer when the
+    caller knows it (an archive's manifest). Every sink opened is closed, also on failure."""
+    reading = _FileReading(diff_ids, wanted, open_sink, cancel, layer_paths)
     done = 0
     try:
         if reading.done:

@@ -182,21 +182,27 @@ def _read_writable(
     index: int,
     paths: Collection[str],
     open_sink: SinkOpener,
+    choice: SourceChoice,
     cancel: threading.Event | None,
 ) -> str:
     """Files of a container's writable layer: from its overlay upper directory when it passes the
-    checks, else one archive request per file."""
+    checks (and `choice` is not EXPORT), else one archive request per file."""
     graph_driver = container.get("GraphDriver")
-    root = daemon.overlay_root()
+    root = daemon.overlay_root() if choice is not SourceChoice.EXPORT else None
+    upper = None
     if isinstance(graph_driver, Mapping) and isinstance(graph_driver.get("Data"), Mapping) and root is not None:
         only_upper = {"Name": graph_driver.get("Name"), "Data": {"UpperDir": graph_driver["Data"].get("UpperDir")}}
         upper = overlay_layer_dirs(only_upper, 1, root)
-        if upper is not None:
-            try:
-                _read_from_directories({index: upper[0]}, {index: paths}, open_sink, cancel, None)
-                return f"{overlay_driver(graph_driver)} upper dir"
-            except OSError:
-                pass  # the container was removed meanwhile: its archive says so clearly
+    if upper is None and choice is SourceChoice.OVERLAY:
+        raise ContentsUnavailable("the container's overlay upper directory is not readable here")
+    if upper is not None:
+        try:
+            _read_from_directories({index: upper[0]}, {index: paths}, open_sink, cancel, None)
+            return f"{overlay_driver(graph_driver)} upper dir"
+        except OSError as error:
+            # The container was removed meanwhile: its archive request says so clearly.
+            if choice is SourceChoice.OVERLAY:
+                raise ContentsUnavailable(f"cannot open the container's upper directory: {error.strerror}") from error
     container_id = text(container.get("Id"))
     for path in paths:
         check_cancel(cancel)
@@ -233,8 +239,8 @@ def read_layer_files(
     on_progress: ProgressCallback | None = None,
 ) -> str:
     """`ImageSource.read_layer_files` for a daemon (see there). Blocking: run it in a thread.
-    `choice` forces a source for the image's layers (`OVERLAY` raises ContentsUnavailable where
-    the directories cannot be read)."""
+    `choice` forces a source: `EXPORT` the export stream and the container archive endpoint,
+    `OVERLAY` the layer directories (ContentsUnavailable where they cannot be read)."""
     daemon = Daemon(client, host)
     container = client.inspect_container(container_id) if container_id is not None else None
     inspect = client.inspect_image(image_id)
@@ -251,5 +257,5 @@ def read_layer_files(
         sources.append(_read_image_files(daemon, inspect, layers, image_wanted, open_sink, choice, cancel, on_progress))
     writable = wanted.get(len(layers))
     if container is not None and writable:
-        sources.append(_read_writable(daemon, container, len(layers), writable, open_sink, cancel))
+        sources.append(_read_writable(daemon, container, len(layers), writable, open_sink, choice, cancel))
     return ", ".join(sources)
