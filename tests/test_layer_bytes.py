@@ -230,6 +230,7 @@ async def test_reading_files_sends_only_gets(
         service = DockerService(Connection(host=proxy.url, source="test", client_kwargs={"base_url": proxy.url}))
         try:
             where, _ = await _read_all(service, WASTE_IMAGE, _expected(api, WASTE_IMAGE), SourceChoice.EXPORT)
+            assert where == "export"
             top = len(api.inspect_image(live_container["Image"])["RootFS"]["Layers"])
             sinks = Sinks()
             await service.read_layer_files(
