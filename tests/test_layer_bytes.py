@@ -223,6 +223,25 @@ async def test_a_cancelled_read_stops_and_closes_its_sinks(
     assert len(sink.data) < BIG_SIZE
 
 
+class DiskFull:
+    def write(self, data: bytes | memoryview) -> bool:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("choice", [SourceChoice.OVERLAY, SourceChoice.EXPORT])
+async def test_a_sink_s_own_failure_reaches_the_caller_as_it_was(
+    service: DockerService, api: docker.APIClient, choice: SourceChoice
+) -> None:
+    image_id = api.inspect_image(WASTE_IMAGE)["Id"]
+    with pytest.raises(OSError, match="No space left on device") as failure:
+        await service.read_layer_files(image_id, {2: ["data/keep/config"]}, lambda *_: DiskFull(), choice=choice)
+    assert failure.value.errno == 28
+    assert (await service.daemon_info()).engine  # the daemon is not taken for lost
+
+
 async def test_reading_files_sends_only_gets(
     short_tmp: Path, docker_host: str, api: docker.APIClient, live_container: dict[str, Any]
 ) -> None:

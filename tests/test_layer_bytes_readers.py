@@ -131,6 +131,48 @@ def test_the_wanted_files_of_an_export_are_its_bytes_and_the_stream_is_left_afte
     assert counted.taken <= member_end(stream, paths[first]) + CHUNK
 
 
+def test_an_export_whose_manifest_comes_first_hands_compressed_layers_files_over_as_they_pass() -> None:
+    layout = Layout()
+    descriptor = layout.image([SMALL, HUGE, TOP], [step("a"), step("b"), step("c")], how="gzip")
+    files = layout.files([descriptor])
+    manifest = json.loads(files[f"blobs/sha256/{descriptor['digest'][7:]}"])
+    paths = [f"blobs/sha256/{layer['digest'][7:]}" for layer in manifest["layers"]]
+    config_path = f"blobs/sha256/{manifest['config']['digest'][7:]}"
+    first = {"manifest.json": json.dumps([{"Config": config_path, "RepoTags": [], "Layers": paths}]).encode()}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in [*first.items(), *files.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    stream = out.getvalue()
+    diff_ids = json.loads(files[config_path])["rootfs"]["diff_ids"]
+    sinks = Sinks(stop_after=1 << 20)
+    counted = Counted(stream)
+    read_export_files(counted, diff_ids, {1: ["big.bin"]}, sinks)
+    [sink] = sinks.opened.values()
+    assert bytes(sink.data[: 1 << 20]) == HUGE_BIG[: 1 << 20]
+    # Given over as it streamed by: the read stopped inside the layer, long before its end.
+    assert counted.taken < member_end(stream, paths[1]) - BIG // 2
+
+
+def test_a_sink_s_own_failure_reaches_the_caller_of_an_archive_as_it_was(tmp_path: Path) -> None:
+    class DiskFull:
+        def write(self, data: bytes | memoryview) -> bool:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    saved = write_tar(tmp_path / "saved.tar", docker_save([(["test/app:1"], [SMALL], [step("a")])]))
+    source = open_archive(str(saved))
+    [image] = asyncio.run(source.snapshot()).images
+    with pytest.raises(OSError, match="No space left") as failure:
+        asyncio.run(source.read_layer_files(image.id, {0: ["etc/conf"]}, lambda *_: DiskFull()))
+    assert failure.value.errno == 28
+    source.close()
+
+
 def test_a_file_of_a_compressed_layer_is_read_whatever_its_blob_is_named() -> None:
     for how in ("gzip", "zstd"):
         stream, diff_ids, _ = newer_export([SMALL, TOP], how=how)

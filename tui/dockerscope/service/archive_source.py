@@ -22,7 +22,7 @@ from dockerscope import clock
 from dockerscope.service.archive_reader import Archive, ArchiveError, ArchiveImage
 from dockerscope.service.errors import DockerServiceError, ObjectNotFound
 from dockerscope.service.file_analysis import analyze_layers
-from dockerscope.service.file_reading import SinkOpener
+from dockerscope.service.file_reading import SinkFailures, SinkOpener
 from dockerscope.service.image_context import ImageContexts
 from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
 from dockerscope.service.layer_files import ProgressCallback, ReadProgress, gc_paused
@@ -228,7 +228,12 @@ class ArchiveSource:
         for index in wanted:
             if not 0 <= index < len(image.layers):
                 raise ContentsUnavailable(f"the image has no layer {index + 1}")
-        await asyncio.to_thread(self._read_files, image, wanted, open_sink, cancel)
+        failures = SinkFailures(open_sink)
+        try:
+            await asyncio.to_thread(self._read_files, image, wanted, failures, cancel)
+        except Exception:
+            failures.raise_kept()
+            raise
         return "archive"
 
     def _read_files(

@@ -28,7 +28,7 @@ from dockerscope.service.client_pool import REASON_CHARS, ClientPool
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import ObjectNotFound
 from dockerscope.service.events import WATCHED_TYPES, EventStream
-from dockerscope.service.file_reading import SinkOpener
+from dockerscope.service.file_reading import SinkFailures, SinkOpener
 from dockerscope.service.image_context import ImageContexts
 from dockerscope.service.layer_bytes import read_layer_files
 from dockerscope.service.layer_cache import LayerCache
@@ -333,19 +333,24 @@ class DockerService:
     ) -> str:
         """The bytes of files in the image's layers, from the layer directories or the export
         (see `layer_bytes`); `choice` forces one (`ContentsUnavailable` when it cannot be used)."""
-        return await self._pool.run_long(
-            lambda client: read_layer_files(
-                client,
-                image_id,
-                wanted,
-                open_sink,
-                host=self.connection.host,
-                container_id=container_id,
-                choice=choice,
-                cancel=cancel,
-                on_progress=on_progress,
+        failures = SinkFailures(open_sink)
+        try:
+            return await self._pool.run_long(
+                lambda client: read_layer_files(
+                    client,
+                    image_id,
+                    wanted,
+                    failures,
+                    host=self.connection.host,
+                    container_id=container_id,
+                    choice=choice,
+                    cancel=cancel,
+                    on_progress=on_progress,
+                )
             )
-        )
+        except Exception:
+            failures.raise_kept()
+            raise
 
     async def container_detail(self, container: ContainerSummary) -> ContainerDetail:
         """Inspect, writable layer and image of one container; never cached, since the writable

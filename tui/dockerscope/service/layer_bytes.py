@@ -20,13 +20,13 @@ import os
 import posixpath
 import stat
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import docker
 from docker.errors import NotFound
 
-from dockerscope.service.export_reader import ExportFormatError, read_export_files, read_layer_members
+from dockerscope.service.export_reader import read_export_files, read_layer_members
 from dockerscope.service.file_reading import ContentSink, SinkOpener
 from dockerscope.service.layer_contents import (
     EXPORT_CHUNK_SIZE,
@@ -35,6 +35,7 @@ from dockerscope.service.layer_contents import (
     SourceChoice,
     diff_ids,
     read_export_stream,
+    read_watched,
 )
 from dockerscope.service.layer_files import ProgressCallback, ReadProgress, check_cancel
 from dockerscope.service.overlay_reader import overlay_driver, overlay_layer_dirs
@@ -207,23 +208,42 @@ def _read_writable(
     for path in paths:
         check_cancel(cancel)
         try:
-            stream, _ = daemon.client.get_archive(container_id, "/" + path, chunk_size=EXPORT_CHUNK_SIZE)
+            read_watched(
+                daemon.client,
+                cancel,
+                _archive_request(daemon.client, container_id, path),
+                _member_reader(open_sink, index, path, cancel),
+                f"the container's archive of /{path}",
+            )
         except NotFound as error:
             if "no such container" in text(error.explanation).lower():
                 raise
-            continue  # the path is gone from the container: no sink
-        try:
-            read_layer_members(stream, [posixpath.basename(path)], _opener(open_sink, index, path), cancel=cancel)
-        except ExportFormatError as error:
-            raise ContentsUnavailable(f"the container's archive of /{path} could not be read: {error}") from None
-        finally:
-            stream.close()
+            # The path is gone from the container: no sink.
     return "container archive"
 
 
-def _opener(open_sink: SinkOpener, index: int, path: str) -> Callable[[str, int], ContentSink]:
-    """Opens the sink of `path` in layer `index` for the one member of its archive."""
-    return lambda _member, size: open_sink(index, path, size)
+def _archive_request(client: docker.APIClient, container_id: str, path: str) -> Callable[[], Iterator[bytes]]:
+    """`GET /containers/{id}/archive?path=/path`: a tar of that one file."""
+
+    def request() -> Iterator[bytes]:
+        stream, _ = client.get_archive(container_id, "/" + path, chunk_size=EXPORT_CHUNK_SIZE)
+        return cast(Iterator[bytes], stream)
+
+    return request
+
+
+def _member_reader(
+    open_sink: SinkOpener, index: int, path: str, cancel: threading.Event | None
+) -> Callable[[Iterator[bytes]], None]:
+    """Reads the archive of `path` (a tar holding it under its base name) into its sink."""
+
+    def open_member(_member: str, size: int) -> ContentSink:
+        return open_sink(index, path, size)
+
+    def read(chunks: Iterator[bytes]) -> None:
+        read_layer_members(chunks, [posixpath.basename(path)], open_member, cancel=cancel)
+
+    return read
 
 
 def read_layer_files(

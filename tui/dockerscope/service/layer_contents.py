@@ -282,19 +282,34 @@ def read_export_stream(
     cancel: threading.Event | None,
     read: Callable[[Iterator[bytes]], T],
 ) -> T:
-    """`read` over the image's export stream (`GET /images/{id}/get`) under the export watchdog.
-    A read that returns before the end of the stream hangs its request up. A stall, or a stream
-    `read` cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so."""
+    """`read` over the image's export stream (`GET /images/{id}/get`); see `read_watched`."""
+    return read_watched(
+        client, cancel, lambda: client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE), read, "the image export"
+    )
+
+
+def read_watched(
+    client: docker.APIClient,
+    cancel: threading.Event | None,
+    request: Callable[[], Iterator[bytes]],
+    read: Callable[[Iterator[bytes]], T],
+    what: str,
+) -> T:
+    """`read` over the stream `request` opens (on `client`), under the export watchdog. A read
+    that returns before the end of the stream hangs its request up. A stall, or a stream `read`
+    cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so (`what` names it)."""
     watchdog = export_watch.ExportWatchdog(client, cancel)
     try:
         with watchdog:
-            stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+            stream = request()
             try:
                 return read(watchdog.watch(stream))
             finally:
                 if not watchdog.ended:
                     watchdog.hang_up()
-                stream.close()
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
     except ReadCancelled:
         raise
     except Exception as error:
@@ -304,7 +319,7 @@ def read_export_stream(
             stall = f"the daemon sent nothing for {export_watch.EXPORT_STALL_SECONDS:g} s; the read was given up"
             raise ContentsUnavailable(stall) from error
         if isinstance(error, ExportFormatError):
-            raise ContentsUnavailable(f"the image export could not be read: {error}") from error
+            raise ContentsUnavailable(f"{what} could not be read: {error}") from error
         raise
 
 
