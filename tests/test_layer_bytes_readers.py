@@ -197,6 +197,23 @@ def test_the_same_layer_twice_in_an_image_gives_both_its_places_their_bytes() ->
         assert sinks.data() == {(0, "etc/conf"): b"first\n", (2, "etc/conf"): b"first\n"}, layout.__name__
 
 
+def test_a_thousand_files_of_a_layer_the_legacy_layout_does_not_name_share_one_spool() -> None:
+    many = layer_tar({f"d/{number:04d}": f"{number}\n".encode() * 1000 for number in range(1000)})
+    stream, diff_ids, _ = legacy_export([many, TOP])
+    wanted = {0: [f"d/{number:04d}" for number in range(1000)]}
+    open_files: list[int] = []
+    sinks = Sinks()
+
+    def opener(layer: int, path: str, size: int) -> object:
+        open_files.append(len(os.listdir("/proc/self/fd")))
+        return sinks(layer, path, size)
+
+    before = len(os.listdir("/proc/self/fd"))
+    read_export_files(Counted(stream), diff_ids, wanted, opener)  # type: ignore[arg-type]
+    assert len(sinks.opened) == 1000 and sinks.data()[(0, "d/0999")] == b"999\n" * 1000
+    assert max(open_files) <= before + 2
+
+
 def test_a_sink_that_has_enough_ends_the_read_in_the_middle_of_a_big_file() -> None:
     stream, diff_ids, paths = newer_export([SMALL, HUGE, TOP])
     sinks = Sinks(stop_after=1 << 20)
