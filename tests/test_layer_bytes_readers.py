@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import resource
 import tarfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -44,7 +45,7 @@ def layer_tar(files: Mapping[str, bytes], hardlinks: Mapping[str, str] | None = 
     return out.getvalue()
 
 
-SMALL = layer_tar({"etc/conf": b"first\n", "etc/other": b"other\n"}, {"etc/conf.link": "etc/conf"})
+SMALL = layer_tar({"etc/conf": b"first\n", "etc/empty": b"", "etc/other": b"other\n"}, {"etc/conf.link": "etc/conf"})
 HUGE = layer_tar({"big.bin": os.urandom(BIG), "etc/conf": b"second\n"})
 TOP = layer_tar({"etc/conf": b"third\n"})
 
@@ -117,12 +118,12 @@ def legacy_export(layers: list[bytes]) -> tuple[bytes, list[str], list[str]]:
 @pytest.mark.parametrize("layout", [newer_export, legacy_export])
 def test_the_wanted_files_of_an_export_are_its_bytes_and_the_stream_is_left_after_their_layer(layout: object) -> None:
     stream, diff_ids, paths = layout([SMALL, HUGE, TOP])  # type: ignore[operator]
-    wanted = {0: ["etc/conf", "etc/missing"], 2: ["etc/conf"]}
+    wanted = {0: ["etc/conf", "etc/missing", "etc/empty"], 2: ["etc/conf"]}
     sinks = Sinks()
     counted = Counted(stream)
     read_export_files(counted, diff_ids, wanted, sinks)
-    assert sinks.data() == {(0, "etc/conf"): b"first\n", (2, "etc/conf"): b"third\n"}
-    assert [sink.size for sink in sinks.opened.values()] == [6, 6] and sinks.all_closed_once()
+    assert sinks.data() == {(0, "etc/conf"): b"first\n", (0, "etc/empty"): b"", (2, "etc/conf"): b"third\n"}
+    assert sorted(sink.size for sink in sinks.opened.values()) == [0, 6, 6] and sinks.all_closed_once()
     # Read up to the later of the two wanted layers (plus the chunk it ends in), never further.
     assert counted.taken <= max(member_end(stream, paths[0]), member_end(stream, paths[2])) + CHUNK
     first = min((0, 2), key=lambda index: member_end(stream, paths[index]))
@@ -177,8 +178,9 @@ def test_a_file_of_a_compressed_layer_is_read_whatever_its_blob_is_named() -> No
     for how in ("gzip", "zstd"):
         stream, diff_ids, _ = newer_export([SMALL, TOP], how=how)
         sinks = Sinks()
-        read_export_files(Counted(stream), diff_ids, {0: ["etc/other"], 1: ["etc/conf"]}, sinks)
-        assert sinks.data() == {(0, "etc/other"): b"other\n", (1, "etc/conf"): b"third\n"}, how
+        read_export_files(Counted(stream), diff_ids, {0: ["etc/other", "etc/empty"], 1: ["etc/conf"]}, sinks)
+        assert sinks.data() == {(0, "etc/other"): b"other\n", (0, "etc/empty"): b"", (1, "etc/conf"): b"third\n"}
+        assert sinks.all_closed_once()
 
 
 def test_a_hard_link_has_no_bytes_of_its_own_the_file_it_names_has_them() -> None:
@@ -308,6 +310,21 @@ def test_the_fast_path_opens_only_regular_files_of_the_layer_and_follows_no_syml
         assert open_layer_file(layer_dir, path) is None, path
 
 
+def test_a_deep_path_holds_one_directory_open_at_a_time(tmp_path: Path) -> None:
+    deep = tmp_path / "layer" / Path(*["d"] * 200)
+    deep.mkdir(parents=True)
+    (deep / "file").write_bytes(b"deep\n")
+    root = os.open(tmp_path / "layer", os.O_RDONLY | os.O_DIRECTORY)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 16, hard))
+    try:
+        fd = open_layer_file(root, "/".join([*["d"] * 200, "file"]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        os.close(root)
+    assert _read(fd) == b"deep\n"
+
+
 # --- archives -------------------------------------------------------------------------------------
 
 
@@ -324,8 +341,13 @@ async def _read_archive(path: Path, wanted: Mapping[int, list[str]]) -> dict[tup
 
 
 def test_an_archive_gives_its_layers_files_in_every_layout(tmp_path: Path) -> None:
-    wanted = {0: ["etc/conf", "etc/conf.link"], 1: ["big.bin"], 2: ["etc/conf"]}
-    expected = {(0, "etc/conf"): b"first\n", (1, "big.bin"): HUGE_BIG, (2, "etc/conf"): b"third\n"}
+    wanted = {0: ["etc/conf", "etc/conf.link", "etc/empty"], 1: ["big.bin"], 2: ["etc/conf"]}
+    expected = {
+        (0, "etc/conf"): b"first\n",
+        (0, "etc/empty"): b"",
+        (1, "big.bin"): HUGE_BIG,
+        (2, "etc/conf"): b"third\n",
+    }
     history = [step("a"), step("b"), step("c")]
     saved = write_tar(tmp_path / "saved.tar", docker_save([(["test/app:1"], [SMALL, HUGE, TOP], history)]))
     packed = tmp_path / "saved.tar.gz"

@@ -58,12 +58,13 @@ def open_layer_file(root_fd: int, path: str) -> int | None:
     parts = path.split("/")
     if any(part in ("", ".", "..") or "\0" in part for part in parts):
         return None
-    opened: list[int] = []
+    directory = root_fd
     try:
-        directory = root_fd
         for part in parts[:-1]:
-            directory = os.open(part, _DIR_FLAGS, dir_fd=directory)
-            opened.append(directory)
+            child = os.open(part, _DIR_FLAGS, dir_fd=directory)
+            if directory != root_fd:
+                os.close(directory)  # one directory open at a time, however deep the path
+            directory = child
         # lstat first: opening a device node can do things a read must not.
         listed = os.stat(parts[-1], dir_fd=directory, follow_symlinks=False)
         if not stat.S_ISREG(listed.st_mode):
@@ -74,8 +75,8 @@ def open_layer_file(root_fd: int, path: str) -> int | None:
             return None
         raise
     finally:
-        for descriptor in opened:
-            os.close(descriptor)
+        if directory != root_fd:
+            os.close(directory)
     found = os.fstat(fd)
     if not stat.S_ISREG(found.st_mode) or (found.st_dev, found.st_ino) != (listed.st_dev, listed.st_ino):
         os.close(fd)  # replaced between the two looks
