@@ -260,8 +260,11 @@ async def test_reading_files_sends_only_gets(
                 choice=SourceChoice.EXPORT,
             )
             assert sinks.data() == {(top, "live.txt"): b"live\n"}
+            for _ in range(2):  # the fast path asks where the layers are once, not per file
+                assert await service.read_layer_files(WASTE_IMAGE, {2: ["data/keep/config"]}, Sinks()) == "overlay2"
         finally:
             service.close()
+    assert [request.path for request in proxy.requests].count("/info") == 1
     assert proxy.refused == []
     paths = {re.sub(r"/(sha256:)?[0-9a-f]{12,}(?=/)", "/{id}", request.path) for request in proxy.requests}
     assert {"/images/{id}/get", "/containers/{id}/archive"} <= paths

@@ -248,12 +248,11 @@ def _member_reader(
 
 
 def read_layer_files(
-    client: docker.APIClient,
+    daemon: Daemon,
     image_id: str,
     wanted: Mapping[int, Collection[str]],
     open_sink: SinkOpener,
     *,
-    host: str,
     container_id: str | None = None,
     choice: SourceChoice = SourceChoice.AUTO,
     cancel: threading.Event | None = None,
@@ -262,7 +261,7 @@ def read_layer_files(
     """`ImageSource.read_layer_files` for a daemon (see there). Blocking: run it in a thread.
     `choice` forces a source: `EXPORT` the export stream and the container archive endpoint,
     `OVERLAY` the layer directories (ContentsUnavailable where they cannot be read)."""
-    daemon = Daemon(client, host)
+    client = daemon.client
     container = client.inspect_container(container_id) if container_id is not None else None
     inspect = client.inspect_image(image_id)
     layers = diff_ids(inspect)

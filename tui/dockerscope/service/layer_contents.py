@@ -95,10 +95,15 @@ class Daemon:
     """What reading layers needs to know about the daemon at `host`, from one `GET /info` asked
     only when needed and at most once."""
 
-    def __init__(self, client: docker.APIClient, host: str) -> None:
+    def __init__(self, client: docker.APIClient, host: str, info: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.host = host
-        self._info: Mapping[str, Any] | None = None
+        self._info: Mapping[str, Any] | None = info
+
+    @property
+    def known_info(self) -> Mapping[str, Any] | None:
+        """The `/info` answer, once asked (or given): a caller may keep it for the next `Daemon`."""
+        return self._info
 
     @property
     def local(self) -> bool:
