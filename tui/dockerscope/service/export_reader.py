@@ -1089,6 +1089,11 @@ class _Delivery:
     def __init__(self, sinks: list[_Opened]) -> None:
         self._sinks = sinks
 
+    @property
+    def wanting(self) -> bool:
+        """Whether a sink still wants bytes."""
+        return bool(self._sinks)
+
     def feed(self, data: memoryview) -> None:
         wanting = []
         for sink in self._sinks:
@@ -1110,21 +1115,26 @@ class _Spool:
     file per layer however many members, and memory bounded whatever their sizes."""
 
     def __init__(self) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 (closed by `close`)
-        self.members: dict[str, tuple[int, int]] = {}  # path: (offset, size)
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 (closed by `discard`)
+        # path: (the size its header gives, where its bytes start, how many were written)
+        self.members: dict[str, tuple[int, int, int]] = {}
+        self._current = ""
 
     def member(self, path: str, size: int) -> _Sink:
-        self.members[path] = (self._file.tell(), size)
+        self.members[path] = (size, self._file.tell(), 0)
+        self._current = path
         return self
 
     def feed(self, data: memoryview) -> None:
         self._file.write(data)
+        size, offset, written = self.members[self._current]
+        self.members[self._current] = (size, offset, written + len(data))
 
     def replay(self, path: str, sinks: list[_Opened], cancel: threading.Event | None) -> None:
-        offset, left = self.members[path]
+        _, offset, left = self.members[path]
         delivery = _Delivery(sinks)
         self._file.seek(offset)
-        while delivery._sinks and left:
+        while delivery.wanting and left:
             check_cancel(cancel)
             data = self._file.read(min(_REPLAY_CHUNK, left))
             if not data:
@@ -1290,7 +1300,7 @@ class _FileReading(_ExportParser):
                 self._pending.pop(index, None)
             return
         matched = tuple(index for index, diff_id in enumerate(self._diff_ids) if diff_id == digest)
-        for member, (_, size) in spool.members.items():
+        for member, (size, _, _) in spool.members.items():
             sinks = self._sinks_for(matched, member, size)
             if sinks:
                 spool.replay(member, sinks, self.cancel)

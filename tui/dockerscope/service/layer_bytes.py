@@ -124,14 +124,18 @@ def _read_from_directories(
                 try:
                     fd = open_layer_file(roots[index], path)
                 except OSError as error:
-                    raise ContentsUnavailable(f"cannot open /{path} in layer {index + 1}: {error.strerror}") from None
+                    raise ContentsUnavailable(
+                        f"cannot open /{path} in layer {index + 1}: {error.strerror or error}"
+                    ) from None
                 if fd is None:
                     continue
                 try:
                     sink = open_sink(index, path, os.fstat(fd).st_size)
                     done += copy_to_sink(fd, sink, cancel)
                 except OSError as error:
-                    raise ContentsUnavailable(f"cannot read /{path} in layer {index + 1}: {error.strerror}") from None
+                    raise ContentsUnavailable(
+                        f"cannot read /{path} in layer {index + 1}: {error.strerror or error}"
+                    ) from None
                 finally:
                     os.close(fd)
             if on_progress is not None:
@@ -151,6 +155,8 @@ def _read_image_files(
     cancel: threading.Event | None,
     on_progress: ProgressCallback | None,
 ) -> str:
+    """Files of the image's layers from their directories, else (a directory gone, or not
+    readable here) from the export; where they came from."""
     graph_driver = inspect.get("GraphDriver")
     if choice is not SourceChoice.EXPORT:
         root = daemon.overlay_root()
@@ -163,7 +169,7 @@ def _read_image_files(
                 return overlay_driver(graph_driver)
             except OSError as error:
                 if choice is SourceChoice.OVERLAY:
-                    raise ContentsUnavailable(f"cannot open a layer directory: {error.strerror}") from error
+                    raise ContentsUnavailable(f"cannot open a layer directory: {error.strerror or error}") from error
     size = inspect.get("Size")
     total = size if isinstance(size, int) and size > 0 else None
 
@@ -171,7 +177,7 @@ def _read_image_files(
         if on_progress is not None:
             on_progress(ReadProgress(min(layers_seen, len(layers)), len(layers), bytes_done, total))
 
-    def read(chunks: Any) -> None:
+    def read(chunks: Iterator[bytes]) -> None:
         read_export_files(chunks, layers, wanted, open_sink, cancel=cancel, on_progress=report)
 
     read_export_stream(daemon.client, text(inspect.get("Id")), cancel, read)
@@ -204,7 +210,9 @@ def _read_writable(
         except OSError as error:
             # The container was removed meanwhile: its archive request says so clearly.
             if choice is SourceChoice.OVERLAY:
-                raise ContentsUnavailable(f"cannot open the container's upper directory: {error.strerror}") from error
+                raise ContentsUnavailable(
+                    f"cannot open the container's upper directory: {error.strerror or error}"
+                ) from error
     container_id = text(container.get("Id"))
     for path in paths:
         check_cancel(cancel)
