@@ -206,7 +206,7 @@ async def test_the_first_mib_of_a_40_mib_file_costs_a_few_mib_of_memory(
     finally:
         tracemalloc.stop()
     assert (contents.data, contents.size, contents.truncated) == (head, BIG_SIZE, True)
-    assert peak < 12 << 20, f"peak {peak / (1 << 20):.1f} MiB"
+    assert peak < 8 << 20, f"peak {peak / (1 << 20):.1f} MiB"
 
 
 @pytest.mark.parametrize("choice", [SourceChoice.OVERLAY, SourceChoice.EXPORT])
