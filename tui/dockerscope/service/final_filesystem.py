@@ -46,7 +46,7 @@ class _Replay:
             self.paths.pop(current, None)
             stack.extend(self.children.pop(current, ()))
 
-    def _put(self, path: str, value: tuple[LayerEntry, int]) -> None:
+    def _place(self, path: str, value: tuple[LayerEntry, int]) -> None:
         if path not in self.paths:
             self.children.setdefault(path.rpartition("/")[0], set()).add(path)
         self.paths[path] = value
@@ -81,14 +81,14 @@ class _Replay:
                 implied.discard(path)
                 if lower is None:
                     self._imply_parents(path, index, implied)
-                self._put(path, (entry, index))
+                self._place(path, (entry, index))
                 continue
             old = lower[0]
             if entry.type is not dir_type:
                 self.remove_below(path)  # a directory replaced by a file takes its contents along
             elif old.type is dir_type and (old.mode, old.uid, old.gid) == (entry.mode, entry.uid, entry.gid):
                 continue
-            self._put(path, (entry, index))
+            self._place(path, (entry, index))
 
     def _imply_parents(self, path: str, index: int, implied: set[str]) -> None:
         parent = path.rpartition("/")[0]
@@ -97,7 +97,7 @@ class _Replay:
             missing.append(parent)
             parent = parent.rpartition("/")[0]
         for directory in reversed(missing):
-            self._put(directory, (LayerEntry(directory, EntryType.DIR, 0, 0o755, 0, 0), index))
+            self._place(directory, (LayerEntry(directory, EntryType.DIR, 0, 0o755, 0, 0), index))
             implied.add(directory)
 
 

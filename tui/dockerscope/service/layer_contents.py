@@ -15,9 +15,9 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 
@@ -41,6 +41,7 @@ from dockerscope.service.values import text
 # Bytes per read of the export stream: large reads keep the per-chunk Python work negligible.
 EXPORT_CHUNK_SIZE = 4 * 1024 * 1024
 WRITABLE_LAYER = "writable"
+T = TypeVar("T")
 
 
 class SourceChoice(enum.Enum):
@@ -104,10 +105,15 @@ class Daemon:
     """What reading layers needs to know about the daemon at `host`, from one `GET /info` asked
     only when needed and at most once."""
 
-    def __init__(self, client: docker.APIClient, host: str) -> None:
+    def __init__(self, client: docker.APIClient, host: str, info: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.host = host
-        self._info: Mapping[str, Any] | None = None
+        self._info: Mapping[str, Any] | None = info
+
+    @property
+    def known_info(self) -> Mapping[str, Any] | None:
+        """The `/info` answer, once asked (or given): a caller may keep it for the next `Daemon`."""
+        return self._info
 
     @property
     def local(self) -> bool:
@@ -274,14 +280,51 @@ def _read_export(
         progress.layers_done = layers_done
         progress.report(bytes_done)
 
+    exported = read_export_stream(
+        client,
+        image_id,
+        cancel,
+        lambda chunks: read_export(chunks, cancel=cancel, on_progress=report, expected=layers),
+    )
+    if [layer.diff_id for layer in exported] != list(layers):
+        raise ContentsUnavailable("the export's layers do not match the image's (was it replaced meanwhile?)")
+    return exported
+
+
+def read_export_stream(
+    client: docker.APIClient,
+    image_id: str,
+    cancel: threading.Event | None,
+    read: Callable[[Iterator[bytes]], T],
+) -> T:
+    """`read` over the image's export stream (`GET /images/{id}/get`); see `read_watched`."""
+    return read_watched(
+        client, cancel, lambda: client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE), read, "the image export"
+    )
+
+
+def read_watched(
+    client: docker.APIClient,
+    cancel: threading.Event | None,
+    request: Callable[[], Iterator[bytes]],
+    read: Callable[[Iterator[bytes]], T],
+    what: str,
+) -> T:
+    """`read` over the stream `request` opens (on `client`), under the export watchdog. A read
+    that returns before the end of the stream hangs its request up. A stall, or a stream `read`
+    cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so (`what` names it)."""
     watchdog = export_watch.ExportWatchdog(client, cancel)
     try:
         with watchdog:
-            stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+            stream = request()
             try:
-                exported = read_export(watchdog.watch(stream), cancel=cancel, on_progress=report, expected=layers)
+                return read(watchdog.watch(stream))
             finally:
-                stream.close()
+                if not watchdog.ended:
+                    watchdog.hang_up()
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
     except ReadCancelled:
         raise
     except Exception as error:
@@ -291,11 +334,8 @@ def _read_export(
             stall = f"the daemon sent nothing for {export_watch.EXPORT_STALL_SECONDS:g} s; the read was given up"
             raise ContentsUnavailable(stall) from error
         if isinstance(error, ExportFormatError):
-            raise ContentsUnavailable(f"the image export could not be read: {error}") from error
+            raise ContentsUnavailable(f"{what} could not be read: {error}") from error
         raise
-    if [layer.diff_id for layer in exported] != list(layers):
-        raise ContentsUnavailable("the export's layers do not match the image's (was it replaced meanwhile?)")
-    return exported
 
 
 def read_image(
