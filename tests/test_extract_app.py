@@ -64,11 +64,11 @@ async def test_x_on_a_directory_writes_it_as_of_the_layer_on_show(service: Docke
         await open_layer(pilot, app, WASTE_IMAGE, "version-two")
         await highlight_path(pilot, app, "data/keep")
         await press_x(pilot, app)
-        assert modal(app).query_one(Input).value == str(here / "keep")
+        assert modal(app).query_one(Input).value == "./keep"
         await pilot.press("enter")
         await wait_until(pilot, lambda: not isinstance(app.screen, ExtractScreen))
         await wait_until(pilot, lambda: any(message.startswith("Extracted /data/keep") for message in notices(app)))
-        assert f"(2 files, 15B) to {here / 'keep'}" in notices(app)[-1]
+        assert notices(app)[-1] == "Extracted /data/keep (2 files, 15B) to ./keep"
     assert (here / "keep" / "config").read_text() == "version-two\n"
     assert (here / "keep" / "config.link").read_text() == "v1\n"
 
