@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import pytest
 
+import dockerscope.service.extract as extract_module
 from dockerscope.service import DockerServiceError, ImageSource, ReadCancelled
-from dockerscope.service import extract as extract_module
 from dockerscope.service.extract import (
     MAX_DEPTH,
     DestinationExists,
@@ -23,7 +23,7 @@ from dockerscope.service.extract import (
     ExtractProgress,
     ExtractResult,
     PlannedEntry,
-    extract,
+    extract_files,
     plan_extraction,
 )
 from dockerscope.service.file_analysis import analyze_layers
@@ -100,7 +100,7 @@ class FakeSource:
 
 
 def run(source: FakeSource, plan: ExtractPlan, destination: Path, **options: Any) -> ExtractResult:
-    return asyncio.run(extract(cast(ImageSource, source), "sha256:image", plan, str(destination), **options))
+    return asyncio.run(extract_files(cast(ImageSource, source), "sha256:image", plan, str(destination), **options))
 
 
 def planned(path: str, entry: LayerEntry, member: str = "", layer_index: int = 0) -> PlannedEntry:

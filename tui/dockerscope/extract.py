@@ -26,7 +26,7 @@ from dockerscope.service import (
     ObjectNotFound,
     ReadCancelled,
     default_destination,
-    extract,
+    extract_files,
     is_archive_path,
     plan_extraction,
 )
@@ -139,7 +139,7 @@ async def _extract(source: ImageSource, args: argparse.Namespace, archive: bool,
     progress = _Progress() if sys.stderr.isatty() else None
     cancel = threading.Event()
     try:
-        result = await extract(
+        result = await extract_files(
             source,
             detail.id,
             plan,

@@ -30,7 +30,7 @@ from dockerscope.service.extract import (
     ExtractProgress,
     ExtractResult,
     default_destination,
-    extract,
+    extract_files,
     plan_extraction,
 )
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
@@ -142,7 +142,7 @@ __all__ = [
     "compare_layers",
     "default_destination",
     "evaluate",
-    "extract",
+    "extract_files",
     "filesystem_at",
     "found_sockets",
     "is_archive_path",

@@ -2,7 +2,7 @@
 
 `plan_extraction` works out what the path is as of the layer (symlinks on the way followed inside
 the image, as for the file view) and, for a directory, every path below it then, each with the
-layer that holds its bytes and the member that carries them (a hard link's target). `extract`
+layer that holds its bytes and the member that carries them (a hard link's target). `extract_files`
 writes a plan: everything goes into a fresh sibling of the destination,
 `DEST.dockerscope-partial-XXXXXXXX`, renamed into place once complete, so a failure or a cancel
 leaves nothing behind; an existing destination is replaced only when the caller says so, and only
@@ -178,7 +178,7 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-async def extract(
+async def extract_files(
     source: ImageSource,
     image_id: str,
     plan: ExtractPlan,

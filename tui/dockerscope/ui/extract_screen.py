@@ -34,7 +34,7 @@ from dockerscope.service import (
     ImageSource,
     ReadCancelled,
     default_destination,
-    extract,
+    extract_files,
     plan_extraction,
 )
 from dockerscope.ui.format import counted, human_size, plain
@@ -139,7 +139,7 @@ class ExtractScreen(ModalScreen[None]):
         request, plan = self._request, self._plan
         assert plan is not None
         try:
-            result = await extract(
+            result = await extract_files(
                 request.source,
                 request.image_id,
                 plan,
