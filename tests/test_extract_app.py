@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Static
 
-from apphelpers import SIZE, wait_until
-from conftest import WASTE_IMAGE
+from apphelpers import SIZE, highlight_container, layer_table, wait_until
+from conftest import CHANGES_CONTAINER, WASTE_IMAGE
 from dockerscope.service import ContentSink, DockerService, SinkOpener
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.extract_screen import ExtractScreen
 from dockerscope.ui.file_tree import FileTree
-from test_layer_contents_app import open_layer, screen
+from test_layer_contents_app import open_layer, screen, tree_rows
 
 
 @pytest.fixture
@@ -90,6 +90,24 @@ async def test_x_on_a_removed_file_writes_the_version_before_and_asks_before_rep
         assert "Extracted /data/big.bin (1 file, 1.05MB)" in notices(app)[-1]
     assert (here / "big.bin").read_bytes() == bytes(1 << 20)
     assert sorted(os.listdir(here)) == ["big.bin"]
+
+
+async def test_x_on_a_containers_writable_layer_writes_what_the_container_holds(
+    service: DockerService, here: Path
+) -> None:
+    app = create_app(service, interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await highlight_container(pilot, app, CHANGES_CONTAINER)
+        table = layer_table(app)
+        await wait_until(pilot, lambda: table.get_row_at(table.row_count - 1)[0].plain == "RW")
+        await pilot.press("3", "enter")
+        await wait_until(pilot, lambda: bool(tree_rows(app)))
+        await highlight_path(pilot, app, "app")
+        await press_x(pilot, app)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ExtractScreen))
+    assert sorted(os.listdir(here / "app")) == ["cache", "hello.txt", "new.txt", "newdir"]
+    assert (here / "app" / "new.txt").read_text() == "new\n"
 
 
 class GatedService(DockerService):
