@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
@@ -86,6 +87,9 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
         parser.error("give either --host/--context or an archive path, not both")
     if args.layer is not None and args.layer < 1:
         parser.error("--layer counts from 1")
+    terminate = signal.getsignal(signal.SIGTERM)
+    # `kill` and `timeout` end it as Ctrl+C does: the partial output is removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(args, archive, sys.stdout if out is None else out)
     except (KeyboardInterrupt, ReadCancelled):
@@ -97,6 +101,12 @@ def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     except Exception as error:  # the last resort: an engine's answer tripped something unforeseen
         _stderr_line(f"{type(error).__name__}: {error}")
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, terminate)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace, archive: bool, out: TextIO) -> int:

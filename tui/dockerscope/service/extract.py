@@ -327,6 +327,8 @@ class _Writer:
         self.replace = replace
         self.cancel = cancel
         self.on_progress = on_progress
+        # Counted once: a progress report comes with every chunk written.
+        self._files_total, self._bytes_total = plan.file_count, plan.byte_count
         self.as_root = is_root()
         self.wanted: dict[int, list[str]] = {}
         self.missing: list[str] = []
@@ -508,9 +510,7 @@ class _Writer:
 
     def _report(self) -> None:
         if self.on_progress is not None:
-            self.on_progress(
-                ExtractProgress(self._files_done, self.plan.file_count, self.bytes_done, self.plan.byte_count)
-            )
+            self.on_progress(ExtractProgress(self._files_done, self._files_total, self.bytes_done, self._bytes_total))
 
     # After reading.
 
