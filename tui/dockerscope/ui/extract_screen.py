@@ -120,7 +120,8 @@ class ExtractScreen(ModalScreen[None]):
         note = self.query_one("#extract-note", Static)
         if os.path.lexists(destination) and self._replace_armed != destination:
             self._replace_armed = destination
-            note.update(plain(f"{destination} exists: Enter again replaces it", style="bold yellow", max_chars=300))
+            where = os.path.abspath(destination)
+            note.update(plain(f"{where} exists: Enter again replaces it", style="bold yellow", max_chars=300))
             return
         self._start(destination, replace=self._replace_armed == destination)
 
