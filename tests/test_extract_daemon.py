@@ -163,7 +163,7 @@ def saved(host: str, tmp_path: Path) -> Iterator[Path]:
     yield archive
 
 
-def test_an_archive_is_a_source_too(
+def test_an_archive_and_an_oci_layout_are_sources_too(
     saved: Path, api: docker.APIClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dest = tmp_path / "data"
@@ -174,3 +174,10 @@ def test_an_archive_is_a_source_too(
     code, _, err = run([str(saved), "/data", "-o", str(tmp_path / "which")], capsys)
     assert code == 2
     assert "it holds 2 images" in err
+    layout = tmp_path / "oci"
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", f"docker-archive:{saved}:{WASTE_IMAGE}", f"oci:{layout}:waste"], check=True
+    )
+    code, _, err = run([str(layout), "/data/keep/config", "--layer", "3", "-o", str(tmp_path / "config")], capsys)
+    assert (code, err) == (0, "")
+    assert (tmp_path / "config").read_text() == "v1\n"
