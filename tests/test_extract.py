@@ -385,3 +385,28 @@ def test_files_the_source_does_not_have_are_named(place: Path) -> None:
     result = run(FakeSource({(0, "here"): b"ok"}), plan, place / "dest")
     assert result.missing == ("/gone",)
     assert not (place / "dest" / "gone").exists()
+
+
+def test_progress_reports_do_not_count_the_plan_again(place: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report comes with every chunk: counting a 60,000-entry plan for each made minutes of seconds."""
+    counted = 0
+    file_count = ExtractPlan.file_count.fget
+    assert file_count is not None
+
+    def counting(plan: ExtractPlan) -> int:
+        nonlocal counted
+        counted += 1
+        return file_count(plan)
+
+    monkeypatch.setattr(ExtractPlan, "file_count", property(counting))
+    entries = [planned(f"f{n:03}", file(f"f{n:03}", 40), f"m{n}") for n in range(100)]
+    reports: list[ExtractProgress] = []
+    run(
+        FakeSource({(0, f"m{n}"): bytes(40) for n in range(100)}),
+        plan_of(*entries),
+        place / "dest",
+        on_progress=reports.append,
+    )
+    assert len(reports) > 1000
+    assert reports[-1] == ExtractProgress(100, 100, 4000, 4000)
+    assert counted <= 2
