@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Static
 
-from apphelpers import SIZE, highlight_container, layer_table, wait_until
+from apphelpers import SIZE, highlight_container, highlight_image, layer_table, wait_until
 from conftest import CHANGES_CONTAINER, WASTE_IMAGE
 from dockerscope.service import ContentSink, DockerService, SinkOpener
+from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.extract_screen import ExtractScreen
 from dockerscope.ui.file_tree import FileTree
@@ -162,4 +163,16 @@ async def test_escape_while_writing_cancels_and_leaves_nothing(service: DockerSe
         assert "Extraction cancelled: nothing was written." in notices(app)
         gated.gate.set()
     gated.close()
+    assert os.listdir(here) == []
+
+
+async def test_x_where_the_source_has_no_file_contents_says_so(here: Path) -> None:
+    app = create_app(demo_source(), interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await highlight_image(pilot, app, "demo/bloated:1")
+        await pilot.press("3", "enter")
+        await wait_until(pilot, lambda: bool(tree_rows(app)))
+        await pilot.press("x")
+        await wait_until(pilot, lambda: any("no file contents to extract" in message for message in notices(app)))
+        assert not isinstance(app.screen, ExtractScreen)
     assert os.listdir(here) == []

@@ -285,6 +285,11 @@ class LayerContentsScreen(Screen[None]):
         as_of = index - 1 if node.data.status is FileStatus.REMOVED else index
         if as_of < 0:
             return
+        if not self._source.capabilities.file_contents:
+            self.app.notify(
+                sanitize(f"{self._source.host} holds no file contents to extract."), severity="warning", markup=False
+            )
+            return
         target = self._target
         request = ExtractRequest(
             self._source, target.image_id, target.container_id, contents.files, as_of, node.data.path
