@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from conftest import APP_IMAGE, WASTE_IMAGE
 from dockerscope import extract
+from dockerscope.service import ContentSink, DockerService, SinkOpener, resolve_connection
 
 Content = dict[str, tuple[str, int, int, int, bytes]]
 
@@ -181,3 +185,28 @@ def test_an_archive_and_an_oci_layout_are_sources_too(
     code, _, err = run([str(layout), "/data/keep/config", "--layer", "3", "-o", str(tmp_path / "config")], capsys)
     assert (code, err) == (0, "")
     assert (tmp_path / "config").read_text() == "v1\n"
+
+
+def test_sigterm_while_writing_removes_the_partial_output(
+    host: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminated(DockerService):
+        """Sends this process SIGTERM once the first bytes are on their way to disk."""
+
+        async def read_layer_files(self, image_id: str, wanted: Any, open_sink: SinkOpener, **kwargs: Any) -> str:
+            def first(layer: int, path: str, size: int) -> ContentSink:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.5)  # the main thread handles the signal meanwhile
+                return open_sink(layer, path, size)
+
+            return await super().read_layer_files(image_id, wanted, first, **kwargs)
+
+    monkeypatch.setattr(
+        extract, "connect", lambda host_url, context: Terminated(resolve_connection(host_url, context=context))
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    code, out, err = run(["--host", host, APP_IMAGE, "/app", "-o", str(tmp_path / "app")], capsys)
+    assert (code, out) == (130, "")
+    assert err == "dockerscope extract: interrupted: nothing was written\n"
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == before
