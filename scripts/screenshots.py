@@ -34,6 +34,7 @@ from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
+from dockerscope.ui.extract_screen import ExtractScreen
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.image_list import ImageList
@@ -133,6 +134,22 @@ async def layer_changes(pilot: Pilot[None], app: DockerscopeApp) -> None:
 
 async def layer_filesystem(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await layer_contents(pilot, app, "a", "s")
+
+
+async def extract_dialog(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    """`x` on /data in the layer's changes: the destination asked for."""
+    await layer_contents(pilot, app)
+    tree = app.screen.query_one(FileTree)
+    while tree.cursor_node is None or tree.cursor_node.data is None or tree.cursor_node.data.path != "data":
+        await pilot.press("j")
+    await pilot.press("x")
+    await settle(
+        pilot,
+        lambda: (
+            isinstance(app.screen, ExtractScreen)
+            and "file" in str(app.screen.query_one("#extract-what", Static).render())
+        ),
+    )
 
 
 async def base_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
@@ -249,6 +266,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "container-changes": (container_changes, DAEMON),
     "layer-changes": (layer_changes, DAEMON),
     "layer-filesystem": (layer_filesystem, DAEMON),
+    "extract": (extract_dialog, DAEMON),
     "base-image": (base_image, DAEMON),
     "inspect-config": (inspect_config, DAEMON),
     "hostile-labels-in-layers": (hostile_layers, DAEMON),

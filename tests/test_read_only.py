@@ -15,6 +15,7 @@ import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import pytest
 import requests
 from textual.binding import Binding
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 import dockerscope
 import dockerscope.ui
@@ -46,6 +48,7 @@ from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.changes_screen import ChangesScreen
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
+from dockerscope.ui.extract_screen import ExtractScreen
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.help_screen import HelpScreen
 from dockerscope.ui.host_list_screen import HostListScreen
@@ -452,13 +455,33 @@ async def _layer_contents(tour: Tour, app: DockerscopeApp) -> None:
     assert isinstance(app.focused, FileTree)
     await tour.press("j", "k", "a", "s", "slash")
     await tour.type_text("conf")
-    await tour.press("enter", "slash", "escape", "left_square_bracket", "right_square_bracket", "w", "escape")
+    await tour.press("enter", "slash", "escape", "left_square_bracket", "right_square_bracket", "w")
+    await _extract(tour, app)
+    await tour.press("escape")
     await tour.until(lambda: app.screen is app.explorer)
     for close in ("escape", "q", "enter"):
         await tour.press("i")
         await tour.until(lambda: isinstance(app.screen, LayerInfoScreen))
         await tour.press(close)
         await tour.until(lambda: app.screen is app.explorer)
+
+
+async def _extract(tour: Tour, app: DockerscopeApp) -> None:
+    """`x` and `Esc` back, then `x` again written to a temporary directory."""
+    contents = app.screen
+    await tour.press("x")
+    await tour.until(lambda: isinstance(app.screen, ExtractScreen))
+    await tour.press("escape")
+    await tour.until(lambda: app.screen is contents)
+    await tour.press("x")
+    await tour.until(lambda: isinstance(app.screen, ExtractScreen))
+    what = app.screen.query_one("#extract-what", Static)
+    await tour.until(lambda: "file" in what.render().plain)
+    with tempfile.TemporaryDirectory(prefix="ds-extract-") as where:
+        await tour.type_text(os.path.join(where, "out"))
+        await tour.press("enter")
+        await tour.until(lambda: app.screen is contents)
+        assert os.path.lexists(os.path.join(where, "out"))
 
 
 async def _writable_layer(tour: Tour, app: DockerscopeApp) -> None:
@@ -557,6 +580,19 @@ def test_analyze_sends_only_gets_and_the_export_stream_arrives_whole(proxy: Meth
     assert any(re.fullmatch(r"/images/(sha256:)?[0-9a-f]{64}/get", request.path) for request in proxy.requests)
     assert exported["image"]["source"] == "export"  # type: ignore[index]
     assert exported["layers"] == default["layers"]
+
+
+def test_extract_sends_only_gets(proxy: MethodProxy, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dockerscope", "extract", WASTE_IMAGE, "/data", "-o", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DOCKER_HOST": proxy.url},
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert proxy.refused == []
+    assert (tmp_path / "data" / "keep" / "config").read_text() == "version-two\n"
 
 
 def test_the_proxy_refuses_a_write_before_the_daemon_sees_it(proxy: MethodProxy, api: docker.APIClient) -> None:

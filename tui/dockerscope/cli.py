@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dockerscope",
         description="Explore Docker images, their inspect document and their layers by keyboard.",
         epilog="`dockerscope analyze IMAGE --help`: layer contents, wasted space and CI rules without the UI; "
-        "`dockerscope diff A B --help`: two images' layers and configs compared.",
+        "`dockerscope diff A B --help`: two images' layers and configs compared; "
+        "`dockerscope extract IMAGE PATH --help`: a file or directory of an image written to disk.",
     )
     parser.add_argument("--version", action="version", version=f"dockerscope {__version__}")
     parser.add_argument(
@@ -84,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _resume_collection(collecting)
             return diff.main(arguments[1:])
+        if arguments[:1] == ["extract"]:
+            from dockerscope import extract
+
+            _resume_collection(collecting)
+            return extract.main(arguments[1:])
         if arguments[:1] == ["analyze"]:
             # No Textual here: the report prints to stdout, and a CI job should not load a UI.
             from dockerscope import analyze

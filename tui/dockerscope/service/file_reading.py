@@ -174,14 +174,32 @@ def _link_target(link_path: str, target: str) -> str:
     return normalize_path(posixpath.join("/", base, target))
 
 
-def locate_file(files: ImageFiles, as_of: int, path: str) -> FileVersion:
-    """The regular file `path` names as of layer `as_of`, symlinks followed inside the image.
-    Raises FileNotReadable."""
+@dataclass(frozen=True)
+class ResolvedPath:
+    """What `asked` names as of layer `as_of`, every symlink on the way (the last one too)
+    followed inside the image: the entry at `path` that layer `layer` wrote. The root has no entry
+    of its own: it is a directory owned by root, written by no layer (-1)."""
+
+    asked: str
+    as_of: int
+    path: str
+    entry: LayerEntry
+    layer: int
+    followed: tuple[str, ...] = ()
+
+
+ROOT_ENTRY = LayerEntry("", EntryType.DIR, 0, 0o755, 0, 0)
+
+
+def resolve_path(files: ImageFiles, as_of: int, path: str) -> ResolvedPath:
+    """The entry `path` names as of layer `as_of`, symlinks followed inside the image (a file, a
+    directory, a hard link or a device). Raises FileNotReadable when it is not there, leads
+    nowhere or loops."""
     asked = current = normalize_path(path)
     followed: list[str] = []
     for _ in range(MAX_LINK_HOPS + 1):
         if not current:
-            raise FileNotReadable("/ is a directory")
+            return ResolvedPath(asked, as_of, "", ROOT_ENTRY, -1, tuple(followed))
         states = _states(files, as_of, current)
         for prefix in _prefixes(current):
             state = states.get(prefix)
@@ -195,10 +213,17 @@ def locate_file(files: ImageFiles, as_of: int, path: str) -> FileVersion:
                 current = normalize_path(target + current[len(prefix) :])
                 break
             if last:
-                return _version(asked, as_of, current, entry, layer, tuple(followed))
+                return ResolvedPath(asked, as_of, current, entry, layer, tuple(followed))
             if entry.type is not EntryType.DIR:
                 raise FileNotReadable(f"/{prefix} is not a directory")
     raise FileNotReadable(f"more than {MAX_LINK_HOPS} symlinks on the way to /{asked}")
+
+
+def locate_file(files: ImageFiles, as_of: int, path: str) -> FileVersion:
+    """The regular file `path` names as of layer `as_of`, symlinks followed inside the image.
+    Raises FileNotReadable."""
+    found = resolve_path(files, as_of, path)
+    return _version(found.asked, as_of, found.path, found.entry, found.layer, found.followed)
 
 
 def _version(

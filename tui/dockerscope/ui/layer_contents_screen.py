@@ -20,6 +20,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     FileChange,
+    FileStatus,
     ImageContents,
     ImageFiles,
     ImageSource,
@@ -27,6 +28,7 @@ from dockerscope.service import (
     ReadProgress,
     filesystem_at,
 )
+from dockerscope.ui.extract_screen import ExtractRequest, ExtractScreen
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view import SortOrder, build_view
 from dockerscope.ui.filter_input import FilterInput
@@ -60,6 +62,7 @@ class LayerContentsScreen(Screen[None]):
         Binding("left_square_bracket", "layer(-1)", "Layer below", id="contents.below"),
         Binding("right_square_bracket", "layer(1)", "Layer above", id="contents.above"),
         Binding("w", "focus_wasted", "Wasted paths", id="contents.wasted"),
+        Binding("x", "extract", "Extract", id="contents.extract"),
     ]
 
     def __init__(self, source: ImageSource, target: ContentsTarget, layer: int | None = None) -> None:
@@ -273,6 +276,25 @@ class LayerContentsScreen(Screen[None]):
         field.disabled = False
         field.display = True
         self.set_focus(field)
+
+    def action_extract(self) -> None:
+        """The highlighted path as of the layer on show (a removed one: as the layer below left it)."""
+        contents, index, node = self._contents, self._layer, self.query_one(FileTree).cursor_node
+        if contents is None or index is None or node is None or node.data is None:
+            return
+        as_of = index - 1 if node.data.status is FileStatus.REMOVED else index
+        if as_of < 0:
+            return
+        if not self._source.capabilities.file_contents:
+            self.app.notify(
+                sanitize(f"{self._source.host} holds no file contents to extract."), severity="warning", markup=False
+            )
+            return
+        target = self._target
+        request = ExtractRequest(
+            self._source, target.image_id, target.container_id, contents.files, as_of, node.data.path
+        )
+        self.app.push_screen(ExtractScreen(request))
 
     def action_focus_wasted(self) -> None:
         self.set_focus(self.query_one("#wasted-table", DataTable))

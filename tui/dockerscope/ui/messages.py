@@ -15,6 +15,9 @@ from dockerscope.service import (
     ContainerDetail,
     ContentsUnavailable,
     DockerServiceError,
+    ExtractPlan,
+    ExtractProgress,
+    ExtractResult,
     HostProbe,
     ImageContents,
     ImageContext,
@@ -106,3 +109,29 @@ class HostProbed(Message):
 
     index: int
     probe: HostProbe
+
+
+@dataclass(repr=False)
+class ExtractPlanned(Message):
+    """What `x` will write, worked out in a worker."""
+
+    plan: ExtractPlan
+
+
+@dataclass(repr=False)
+class ExtractProgressed(Message):
+    """How far writing an extraction has come (posted from the reading thread)."""
+
+    progress: ExtractProgress
+
+
+@dataclass(repr=False)
+class ExtractFinished(Message):
+    result: ExtractResult
+
+
+@dataclass(repr=False)
+class ExtractFailed(Message):
+    """The extraction ended early: `problem` says why, None when it was cancelled."""
+
+    problem: Problem | None
