@@ -24,6 +24,7 @@ from dockerscope.service.errors import (
     ObjectNotFound,
 )
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.file_compare import ComparedImage, VersionsCompared, compare_versions
 from dockerscope.service.file_reading import (
     FILE_VIEW_LIMIT,
     ContentSink,
@@ -69,6 +70,7 @@ __all__ = [
     "Change",
     "ChangeKind",
     "ChangeType",
+    "ComparedImage",
     "ComparedLayer",
     "ConfigChange",
     "Connection",
@@ -118,6 +120,7 @@ __all__ = [
     "SourceCapabilities",
     "SourceChoice",
     "Thresholds",
+    "VersionsCompared",
     "WatchUpdate",
     "Watcher",
     "WritableLayer",
@@ -125,6 +128,7 @@ __all__ = [
     "compare_config",
     "compare_files",
     "compare_layers",
+    "compare_versions",
     "evaluate",
     "filesystem_at",
     "found_sockets",
