@@ -15,11 +15,14 @@ from dockerscope.service import (
     ContainerDetail,
     ContentsUnavailable,
     DockerServiceError,
+    FileDifference,
     HostProbe,
     ImageContents,
     ImageContext,
     ImageDetail,
+    ImageFiles,
     ReadProgress,
+    VersionsCompared,
     Watcher,
     WatchUpdate,
 )
@@ -106,3 +109,44 @@ class HostProbed(Message):
 
     index: int
     probe: HostProbe
+
+
+@dataclass(repr=False)
+class CompareDetailsReady(Message):
+    """The details of the two images a comparison shows (left: the marked one)."""
+
+    left: ImageDetail
+    right: ImageDetail
+
+
+@dataclass(repr=False)
+class CompareBaseFound(Message):
+    """The names of the local image both compared images are built on (empty: none found)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(repr=False)
+class CompareFilesReady(Message):
+    """Both images' layer listings and their final filesystems' differences."""
+
+    left: ImageFiles
+    right: ImageFiles
+    differences: list[FileDifference]
+
+
+@dataclass(repr=False)
+class CompareFilesFailed(Message):
+    problem: Problem
+
+
+@dataclass(repr=False)
+class VersionsLoaded(Message):
+    """Both versions of a file, compared."""
+
+    result: VersionsCompared
+
+
+@dataclass(repr=False)
+class VersionsFailed(Message):
+    problem: Problem
