@@ -135,13 +135,13 @@ class CompareScreen(Screen[None]):
         (left, right), names = self._summaries, self.names
         title = Text.assemble(("Compare  A ", "bold"))
         title.append_text(plain(names[0], style="bold red", max_chars=120))
-        title.append(f" ({left.short_id})  →  B ", style="bold")
+        title.append_text(plain(f" ({left.short_id})  →  B ", style="bold"))
         title.append_text(plain(names[1], style="bold green", max_chars=120))
-        title.append(f" ({right.short_id})", style="bold")
+        title.append_text(plain(f" ({right.short_id})", style="bold"))
         if self._details is not None:
             sizes = [detail.layers.total_size for detail in self._details]
             delta = signed_size(sizes[1] - sizes[0])
-            title.append(f"\nA {human_size(sizes[0])} · B {human_size(sizes[1])} · B - A {delta}")
+            title.append_text(plain(f"\nA {human_size(sizes[0])} · B {human_size(sizes[1])} · B - A {delta}"))
         return title
 
     # Details, layers and config.
@@ -172,9 +172,10 @@ class CompareScreen(Screen[None]):
         self.query_one("#compare-title", Static).update(self._title())
         self._show_layers(base=None)
         self._show_config(compare_config(message.left, message.right))
-        if self.query_one(TabbedContent).active == "files-tab":
+        pane = self.query_one(TabbedContent).active.removesuffix("-tab")
+        if pane == "files":
             self._start_files()
-        self.set_focus(self.query_one("#compare-layers", DataTable))
+        self.action_pane(pane)
 
     def on_compare_base_found(self, message: CompareBaseFound) -> None:
         self._show_layers(base=message.names)
@@ -198,15 +199,18 @@ class CompareScreen(Screen[None]):
             table.add_row(Text(f"{layer.index + 1}", style="dim"), *cells, *cells)
         if layers.diverges_at is not None:
             where = "no layer in common" if not layers.shared else f"they diverge at layer {layers.diverges_at + 1}"
-            marker = Text(f"▼ {where}", style="bold yellow")
-            table.add_row(Text("──", style="yellow"), Text(""), marker, Text(""), marker.copy())
+            table.add_row(
+                Text("──", style="yellow"),
+                Text(""),
+                Text(f"▼ {where}", style="bold yellow"),
+                Text(""),
+                Text(f"▼ {where}", style="bold yellow"),
+            )
         for offset in range(max(len(layers.left_only), len(layers.right_only))):
             left = layers.left_only[offset] if offset < len(layers.left_only) else None
             right = layers.right_only[offset] if offset < len(layers.right_only) else None
             table.add_row(
-                Text(f"{len(layers.shared) + offset + 1}"),
-                *(_layer_cells(left, "red") if left else (Text(""), Text(""))),
-                *(_layer_cells(right, "green") if right else (Text(""), Text(""))),
+                Text(f"{len(layers.shared) + offset + 1:d}"), *_layer_cells(left, "red"), *_layer_cells(right, "green")
             )
 
     def _layers_summary(
@@ -239,7 +243,7 @@ class CompareScreen(Screen[None]):
             f"\nA adds {counted(len(layers.left_only), 'layer')} ({human_size(left_size)}) · "
             f"B adds {counted(len(layers.right_only), 'layer')} ({human_size(right_size)}) · "
         )
-        line.append(f"size delta B - A: {signed_size(layers.size_delta)}", style="bold")
+        line.append_text(plain(f"size delta B - A: {signed_size(layers.size_delta)}", style="bold"))
         return line
 
     def _show_config(self, changes: list[ConfigChange]) -> None:
@@ -249,9 +253,9 @@ class CompareScreen(Screen[None]):
         else:
             counts = {kind: sum(1 for change in changes if change.change is kind) for kind in ChangeType}
             summary.append(f"{counted(len(changes), 'difference')}: ", style="bold")
-            summary.append(f"+{counts[ChangeType.ADDED]} added ", style="green")
-            summary.append(f"~{counts[ChangeType.CHANGED]} changed ", style="yellow")
-            summary.append(f"-{counts[ChangeType.REMOVED]} removed", style="red")
+            summary.append(f"+{counts[ChangeType.ADDED]:d} added ", style="green")
+            summary.append(f"~{counts[ChangeType.CHANGED]:d} changed ", style="yellow")
+            summary.append(f"-{counts[ChangeType.REMOVED]:d} removed", style="red")
         self.query_one("#config-summary", Static).update(summary)
         table = self.query_one("#compare-config", DataTable)
         value_width = max(20, (self.size.width - 1 - 12 - 28 - 10 - 2) // 2)
@@ -330,7 +334,7 @@ class CompareScreen(Screen[None]):
             f"reading {self._reading_side}'s layers: {progress.layers_done} of {progress.layer_count} · "
             f"{human_size(progress.bytes_done)}"
         )
-        self.query_one("#compare-progress-label", Static).update(Text(label))
+        self.query_one("#compare-progress-label", Static).update(plain(label))
 
     def on_compare_files_failed(self, message: CompareFilesFailed) -> None:
         self._reading = False
@@ -370,14 +374,16 @@ class CompareScreen(Screen[None]):
         if not compared.by_path:
             summary.append("the final filesystems are the same")
         else:
-            summary.append(f"+{compared.counts[ChangeType.ADDED]} added ", style="green")
-            summary.append(f"~{compared.counts[ChangeType.CHANGED]} modified ", style="yellow")
-            summary.append(f"-{compared.counts[ChangeType.REMOVED]} removed", style="red")
-            summary.append(f" · B - A {signed_size(compared.size_delta)} · Enter on a modified file shows its diff")
+            summary.append(f"+{compared.counts[ChangeType.ADDED]:d} added ", style="green")
+            summary.append(f"~{compared.counts[ChangeType.CHANGED]:d} modified ", style="yellow")
+            summary.append(f"-{compared.counts[ChangeType.REMOVED]:d} removed", style="red")
+            summary.append_text(
+                plain(f" · B - A {signed_size(compared.size_delta)} · Enter on a modified file shows its diff")
+            )
         notes = [f"sort: {'size of the change' if self._order is SortOrder.SIZE else 'name'}"]
         if self._filter:
             notes.append(f"{view.matches} paths match")
-        summary.append("\n" + " · ".join(notes), style="dim")
+        summary.append_text(plain("\n" + " · ".join(notes), style="dim"))
         self._files_message(summary)
 
     # Keys.
@@ -455,7 +461,10 @@ class CompareScreen(Screen[None]):
         self.app.push_screen(FileDiffScreen(self._source, difference.path, sides, self.names))
 
 
-def _layer_cells(layer: ComparedLayer, style: str) -> tuple[Text, Text]:
+def _layer_cells(layer: ComparedLayer | None, style: str) -> tuple[Text, ...]:
+    """A layer's size and instruction; two empty cells for no layer."""
+    if layer is None:
+        return Text(""), Text("")
     instruction = plain(layer.instruction or "(not in the history)", style=style, max_chars=200)
     return Text(human_size(layer.size), justify="right", style=style), instruction
 

@@ -29,7 +29,9 @@ def diff_text(line: str) -> Text:
         style = "red"
     else:
         style = ""
-    return plain(line.expandtabs(TAB_SIZE), style=style, max_chars=LINE_CHARS)
+    text = plain(line.expandtabs(TAB_SIZE), max_chars=LINE_CHARS)
+    text.stylize(style)  # a span: Text.render leaves the base style to its caller
+    return text
 
 
 class DiffLines(ScrollView, can_focus=True):
@@ -55,4 +57,4 @@ class DiffLines(ScrollView, can_focus=True):
         if index >= len(self._lines):
             return Strip.blank(width, self.rich_style)
         segments = list(self._lines[index].render(self.app.console, end=""))
-        return Strip(segments).crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        return Strip(segments).apply_style(self.rich_style).crop_extend(scroll_x, scroll_x + width, self.rich_style)

@@ -86,7 +86,7 @@ class FileDiffScreen(Screen[None]):
         if result.same:
             status.append("the same bytes (only the metadata differs)", style="yellow")
         elif result.no_diff:
-            status.append(f"{result.no_diff}: no line diff · the bytes differ", style="yellow")
+            status.append_text(plain(f"{result.no_diff}: no line diff · the bytes differ", style="yellow"))
         else:
             status.append(f"{len(result.diff):,} diff lines", style="bold")
         status.append(f" · read from {sanitize(result.before.source)}", style="dim")
