@@ -141,7 +141,8 @@ class CompareScreen(Screen[None]):
         if self._details is not None:
             sizes = [detail.layers.total_size for detail in self._details]
             delta = signed_size(sizes[1] - sizes[0])
-            title.append_text(plain(f"\nA {human_size(sizes[0])} · B {human_size(sizes[1])} · B - A {delta}"))
+            title.append("\n")
+            title.append_text(plain(f"A {human_size(sizes[0])} · B {human_size(sizes[1])} · B - A {delta}"))
         return title
 
     # Details, layers and config.
@@ -383,7 +384,8 @@ class CompareScreen(Screen[None]):
         notes = [f"sort: {'size of the change' if self._order is SortOrder.SIZE else 'name'}"]
         if self._filter:
             notes.append(f"{view.matches} paths match")
-        summary.append_text(plain("\n" + " · ".join(notes), style="dim"))
+        summary.append("\n")
+        summary.append_text(plain(" · ".join(notes), style="dim"))
         self._files_message(summary)
 
     # Keys.
