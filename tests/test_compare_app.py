@@ -3,7 +3,9 @@ Space marks, `=` compares, the layers, config and files panes, Enter's diff of a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import docker
 import pytest
@@ -13,7 +15,7 @@ from textual.widgets import DataTable, Static, TabbedContent
 
 from apphelpers import SIZE, highlight_image, highlight_image_id, image_list, shown_names, wait_until
 from conftest import APP_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE
-from dockerscope.service import DockerService
+from dockerscope.service import Connection, DockerService, ProgressCallback, ReadProgress
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.compare_screen import CompareScreen
 from dockerscope.ui.diff_lines import DiffLines
@@ -211,3 +213,41 @@ async def test_unrelated_images_and_the_palette_entry(app: DockerscopeApp) -> No
         await pilot.press("escape")
         assert app.screen is app.explorer
         assert shown_names(app)
+
+
+class GatedService(DockerService):
+    """The real service, with the reading thread held at its first progress report until the test
+    opens the gate: the files are surely still being read when Escape is pressed."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self.gate = threading.Event()
+        self.reported = threading.Event()
+        self.cancel: threading.Event | None = None
+
+    async def image_contents(self, image_id: str, *, on_progress: ProgressCallback | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        def held(progress: ReadProgress) -> None:
+            self.reported.set()
+            self.gate.wait(10)
+            if on_progress is not None:
+                on_progress(progress)
+
+        self.cancel = kwargs.get("cancel")
+        return await super().image_contents(image_id, on_progress=held, use_cache=False, **kwargs)
+
+
+async def test_escape_while_the_files_are_read_cancels_the_reading(service: DockerService) -> None:
+    gated = GatedService(service.connection)
+    app = create_app(gated, interval=60)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await compare(pilot, app, APP_IMAGE, REBUILT_IMAGE)
+        await pilot.press("3")
+        await wait_until(pilot, gated.reported.is_set)
+        await wait_until(pilot, lambda: screen(app).query_one("#compare-progress").display)
+        await pilot.press("escape")
+        assert app.screen is app.explorer
+        assert any("cancelled" in note.message for note in app._notifications)
+        assert gated.cancel is not None and gated.cancel.is_set()
+        gated.gate.set()
+        await wait_until(pilot, lambda: not any(t.name == "dockerscope-layers" for t in threading.enumerate()))
+    gated.close()
