@@ -12,6 +12,7 @@ from dockerscope.service.compare import (
     compare_config,
     compare_files,
     compare_layers,
+    compare_listings,
 )
 from dockerscope.service.connection import Connection, SocketPlace, found_sockets, resolve_connection, socket_places
 from dockerscope.service.docker_service import DockerService
@@ -36,8 +37,15 @@ from dockerscope.service.file_reading import (
     read_file,
 )
 from dockerscope.service.hosts import HostCatalog, HostChoice, HostProbe
-from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
-from dockerscope.service.layer_files import EntryType, LayerEntry, ProgressCallback, ReadCancelled, ReadProgress
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, ImageLayers, SourceChoice
+from dockerscope.service.layer_files import (
+    EntryType,
+    LayerEntry,
+    LayerListing,
+    ProgressCallback,
+    ReadCancelled,
+    ReadProgress,
+)
 from dockerscope.service.layers import map_history
 from dockerscope.service.models import (
     BaseImage,
@@ -101,11 +109,13 @@ __all__ = [
     "ImageContext",
     "ImageDetail",
     "ImageFiles",
+    "ImageLayers",
     "ImageSource",
     "ImageSummary",
     "LayerComparison",
     "LayerEntry",
     "LayerKind",
+    "LayerListing",
     "LayerRow",
     "LayerStack",
     "MappingQuality",
@@ -128,6 +138,7 @@ __all__ = [
     "compare_config",
     "compare_files",
     "compare_layers",
+    "compare_listings",
     "compare_versions",
     "evaluate",
     "filesystem_at",

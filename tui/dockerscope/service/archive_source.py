@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,9 +22,10 @@ from dockerscope import clock
 from dockerscope.service.archive_reader import Archive, ArchiveError, ArchiveImage
 from dockerscope.service.errors import DockerServiceError, ObjectNotFound
 from dockerscope.service.file_analysis import analyze_layers
+from dockerscope.service.file_reading import SinkFailures, SinkOpener
 from dockerscope.service.image_context import ImageContexts
-from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
-from dockerscope.service.layer_files import ProgressCallback, ReadProgress, gc_paused
+from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, ImageLayers, SourceChoice
+from dockerscope.service.layer_files import LayerListing, ProgressCallback, ReadProgress, gc_paused
 from dockerscope.service.layers import map_config_history
 from dockerscope.service.models import (
     ContainerDetail,
@@ -85,7 +86,9 @@ class ArchiveSource:
 
     @property
     def capabilities(self) -> SourceCapabilities:
-        return SourceCapabilities(containers=False, events=False, layer_contents=True, fast_path=False)
+        return SourceCapabilities(
+            containers=False, events=False, layer_contents=True, fast_path=False, file_contents=True
+        )
 
     async def daemon_info(self) -> DaemonInfo:
         return self._snapshot.daemon
@@ -183,6 +186,14 @@ class ArchiveSource:
         self, image: ArchiveImage, cancel: threading.Event | None, on_progress: ProgressCallback | None
     ) -> ImageContents:
         started = time.perf_counter()
+        layers = self._listings(image, cancel, on_progress)
+        with gc_paused():
+            files = analyze_layers(layers)
+        return ImageContents(files, ("archive",), time.perf_counter() - started)
+
+    def _listings(
+        self, image: ArchiveImage, cancel: threading.Event | None, on_progress: ProgressCallback | None
+    ) -> list[tuple[str, LayerListing]]:
         count = len(set(image.diff_ids))
 
         def report(layers_done: int, bytes_done: int) -> None:
@@ -191,13 +202,24 @@ class ArchiveSource:
 
         with gc_paused():
             try:
-                layers = self._archive.listings(image, cancel=cancel, on_layer=report)
+                return self._archive.listings(image, cancel=cancel, on_layer=report)
             except ArchiveError as error:
                 raise ContentsUnavailable(f"the archive could not be read: {error}") from None
             except OSError as error:
                 raise ContentsUnavailable(f"the archive could not be read: {error.strerror or error}") from None
-            files = analyze_layers(layers)
-        return ImageContents(files, ("archive",), time.perf_counter() - started)
+
+    async def image_layers(
+        self,
+        image_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageLayers:
+        """Every layer read from the archive and checked against its diff id, not analysed."""
+        image = self._image(image_id)
+        started = time.perf_counter()
+        layers = await asyncio.to_thread(self._listings, image, cancel, on_progress)
+        return ImageLayers(tuple(layers), ("archive",), time.perf_counter() - started)
 
     async def container_contents(
         self,
@@ -207,6 +229,45 @@ class ArchiveSource:
         on_progress: ProgressCallback | None = None,
     ) -> ImageContents:
         raise ContentsUnavailable("an archive has no containers")
+
+    async def read_layer_files(
+        self,
+        image_id: str,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        *,
+        container_id: str | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """The wanted files read from the layer blobs of the archive (see `Archive.read_files`)."""
+        if container_id is not None:
+            raise ContentsUnavailable("an archive has no containers")
+        image = self._image(image_id)
+        for index in wanted:
+            if not 0 <= index < len(image.layers):
+                raise ContentsUnavailable(f"the image has no layer {index + 1}")
+        failures = SinkFailures(open_sink)
+        try:
+            await asyncio.to_thread(self._read_files, image, wanted, failures, cancel)
+        except Exception:
+            failures.raise_kept()
+            raise
+        return "archive"
+
+    def _read_files(
+        self,
+        image: ArchiveImage,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        try:
+            self._archive.read_files(image, wanted, open_sink, cancel=cancel)
+        except ArchiveError as error:
+            raise ContentsUnavailable(f"the archive could not be read: {error}") from None
+        except OSError as error:
+            raise ContentsUnavailable(f"the archive could not be read: {error.strerror or error}") from None
 
     def take_cache_problem(self) -> str | None:
         return None

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
-from dockerscope.service.layer_files import EntryType, LayerEntry
+from dockerscope.service.file_analysis import FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.final_filesystem import FinalEntry, FinalPaths, final_filesystems
+from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 from dockerscope.service.models import ImageDetail
 from dockerscope.service.values import text
 
@@ -203,12 +204,12 @@ class FileDifference:
         return (self.after.size if self.after else 0) - (self.before.size if self.before else 0)
 
 
-def _final(files: ImageFiles) -> dict[str, FileChange]:
-    """Every path of the image's final filesystem, with the change of the layer that last wrote it."""
+def _final(files: ImageFiles) -> FinalPaths:
+    """Every path of the image's final filesystem, with its entry and the layer that wrote it."""
     if not files.layers:
         return {}
     return {
-        change.path: change
+        change.path: (change.entry, change.layer)
         for change in filesystem_at(files, len(files.layers) - 1)
         if change.status is not FileStatus.REMOVED and change.entry is not None
     }
@@ -233,22 +234,37 @@ def _what_changed(before: LayerEntry, after: LayerEntry) -> tuple[str, ...]:
 
 
 def compare_files(left: ImageFiles, right: ImageFiles, shared_layers: int) -> list[FileDifference]:
-    """The two final filesystems compared path by path. A path both last wrote in the same one of
-    their `shared_layers` (the shared chain prefix) is the same file; a file rewritten by a layer
-    of its own at the same size is reported with `contents`, as it may differ."""
-    before, after = _final(left), _final(right)
+    """The two analysed images' final filesystems compared (see `compare_final`)."""
+    return compare_final(_final(left), _final(right), shared_layers)
+
+
+def compare_listings(
+    left: Sequence[tuple[str, LayerListing]], right: Sequence[tuple[str, LayerListing]], shared_layers: int
+) -> list[FileDifference]:
+    """The same from the two stacks' listings, without analysing them: the shared layers are
+    replayed once, and what neither image's own layers touch is not looked at again."""
+    return compare_final(*final_filesystems(left, right, shared_layers), shared_layers)
+
+
+def compare_final(
+    before: Mapping[str, FinalEntry], after: Mapping[str, FinalEntry], shared_layers: int
+) -> list[FileDifference]:
+    """Two final filesystems compared path by path, in path order. A path both last wrote in the
+    same one of their `shared_layers` (the shared chain prefix) is the same file; a file rewritten
+    by a layer of its own at the same size is reported with `contents`, as it may differ."""
+    differing = [path for path, old in before.items() if after.get(path) is not old]
+    differing += [path for path in after if path not in before]
     differences: list[FileDifference] = []
-    for path in sorted(before.keys() | after.keys()):
+    for path in sorted(differing):
         old, new = before.get(path), after.get(path)
         if new is None:
             assert old is not None
-            differences.append(FileDifference(path, ChangeType.REMOVED, old.entry, None))
+            differences.append(FileDifference(path, ChangeType.REMOVED, old[0], None))
         elif old is None:
-            differences.append(FileDifference(path, ChangeType.ADDED, None, new.entry))
-        elif old.layer != new.layer or old.layer >= shared_layers:
+            differences.append(FileDifference(path, ChangeType.ADDED, None, new[0]))
+        elif old[1] != new[1] or old[1] >= shared_layers:
             # Last written by the same shared layer on both sides: the same entry, nothing to compare.
-            assert old.entry is not None and new.entry is not None
-            changed = _what_changed(old.entry, new.entry)
+            changed = _what_changed(old[0], new[0])
             if changed:
-                differences.append(FileDifference(path, ChangeType.CHANGED, old.entry, new.entry, changed))
+                differences.append(FileDifference(path, ChangeType.CHANGED, old[0], new[0], changed))
     return differences

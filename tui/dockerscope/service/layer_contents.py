@@ -69,6 +69,16 @@ class ImageContents:
     sizes_known: bool = True
 
 
+@dataclass(frozen=True)
+class ImageLayers:
+    """Every layer's listing of one image, oldest first with its diff id, not analysed; `sources`
+    and `seconds` as in `ImageContents`."""
+
+    layers: tuple[tuple[str, LayerListing], ...]
+    sources: tuple[str, ...]
+    seconds: float
+
+
 class _Progress:
     def __init__(self, layer_count: int, bytes_total: int | None, callback: ProgressCallback | None) -> None:
         self.layer_count = layer_count
@@ -95,10 +105,15 @@ class Daemon:
     """What reading layers needs to know about the daemon at `host`, from one `GET /info` asked
     only when needed and at most once."""
 
-    def __init__(self, client: docker.APIClient, host: str) -> None:
+    def __init__(self, client: docker.APIClient, host: str, info: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.host = host
-        self._info: Mapping[str, Any] | None = None
+        self._info: Mapping[str, Any] | None = info
+
+    @property
+    def known_info(self) -> Mapping[str, Any] | None:
+        """The `/info` answer, once asked (or given): a caller may keep it for the next `Daemon`."""
+        return self._info
 
     @property
     def local(self) -> bool:
@@ -282,19 +297,34 @@ def read_export_stream(
     cancel: threading.Event | None,
     read: Callable[[Iterator[bytes]], T],
 ) -> T:
-    """`read` over the image's export stream (`GET /images/{id}/get`) under the export watchdog.
-    A read that returns before the end of the stream hangs its request up. A stall, or a stream
-    `read` cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so."""
+    """`read` over the image's export stream (`GET /images/{id}/get`); see `read_watched`."""
+    return read_watched(
+        client, cancel, lambda: client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE), read, "the image export"
+    )
+
+
+def read_watched(
+    client: docker.APIClient,
+    cancel: threading.Event | None,
+    request: Callable[[], Iterator[bytes]],
+    read: Callable[[Iterator[bytes]], T],
+    what: str,
+) -> T:
+    """`read` over the stream `request` opens (on `client`), under the export watchdog. A read
+    that returns before the end of the stream hangs its request up. A stall, or a stream `read`
+    cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so (`what` names it)."""
     watchdog = export_watch.ExportWatchdog(client, cancel)
     try:
         with watchdog:
-            stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+            stream = request()
             try:
                 return read(watchdog.watch(stream))
             finally:
                 if not watchdog.ended:
                     watchdog.hang_up()
-                stream.close()
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
     except ReadCancelled:
         raise
     except Exception as error:
@@ -304,8 +334,28 @@ def read_export_stream(
             stall = f"the daemon sent nothing for {export_watch.EXPORT_STALL_SECONDS:g} s; the read was given up"
             raise ContentsUnavailable(stall) from error
         if isinstance(error, ExportFormatError):
-            raise ContentsUnavailable(f"the image export could not be read: {error}") from error
+            raise ContentsUnavailable(f"{what} could not be read: {error}") from error
         raise
+
+
+def read_image(
+    client: docker.APIClient,
+    image_id: str,
+    *,
+    host: str,
+    choice: SourceChoice = SourceChoice.AUTO,
+    cache: LayerCache | None,
+    cancel: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ImageLayers:
+    """Read every layer of an image. Blocking: run it in a thread."""
+    started = time.perf_counter()
+    inspect = client.inspect_image(image_id)
+    with gc_paused():
+        layers, sources = read_image_layers(
+            Daemon(client, host), inspect, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
+        )
+    return ImageLayers(tuple(layers), sources, time.perf_counter() - started)
 
 
 def analyze_image(
@@ -320,14 +370,11 @@ def analyze_image(
 ) -> ImageContents:
     """Read and analyse every layer of an image. Blocking: run it in a thread."""
     started = time.perf_counter()
-    inspect = client.inspect_image(image_id)
+    image = read_image(client, image_id, host=host, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress)
+    check_cancel(cancel)
     with gc_paused():
-        layers, sources = read_image_layers(
-            Daemon(client, host), inspect, choice=choice, cache=cache, cancel=cancel, on_progress=on_progress
-        )
-        check_cancel(cancel)
-        files = analyze_layers(layers)
-    return ImageContents(files, sources, time.perf_counter() - started)
+        files = analyze_layers(image.layers)
+    return ImageContents(files, image.sources, time.perf_counter() - started)
 
 
 def analyze_container(

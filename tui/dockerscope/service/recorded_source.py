@@ -36,6 +36,7 @@ from dockerscope.service.layer_contents import (
     WRITABLE_LAYER,
     ContentsUnavailable,
     ImageContents,
+    ImageLayers,
     SourceChoice,
     diff_ids,
 )
@@ -203,6 +204,15 @@ class RecordedSource:
             raise ContentsUnavailable(f"a recording has no {choice.value} source")
         layers = self._layers_of(image_id)
         return await asyncio.to_thread(_analyze, layers, cancel, on_progress)
+
+    async def image_layers(
+        self,
+        image_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageLayers:
+        return ImageLayers(tuple(self._layers_of(image_id)), (RECORDED,), 0.0)
 
     async def container_contents(
         self,

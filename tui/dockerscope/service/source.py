@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dockerscope.service.file_reading import SinkOpener
-from dockerscope.service.layer_contents import ImageContents, SourceChoice
+from dockerscope.service.layer_contents import ImageContents, ImageLayers, SourceChoice
 from dockerscope.service.layer_files import ProgressCallback
 from dockerscope.service.models import (
     ContainerDetail,
@@ -116,6 +116,17 @@ class ImageSource(Protocol):
     ) -> ImageContents:
         """What every layer adds, modifies and removes (with `capabilities.layer_contents`).
         Raises ReadCancelled once `cancel` is set; `on_progress` is called from the reading thread."""
+        ...
+
+    async def image_layers(
+        self,
+        image_id: str,
+        *,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> ImageLayers:
+        """Every layer's listing, read as `image_contents` reads them but not analysed: what a
+        comparison of final filesystems needs (with `capabilities.layer_contents`)."""
         ...
 
     async def container_contents(

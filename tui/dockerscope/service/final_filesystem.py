@@ -1,0 +1,125 @@
+"""The final filesystem of a layer stack straight from its listings: path -> (entry, layer that
+wrote it), as `filesystem_at` gives it from a full analysis of the top layer, without the
+analysis (no changes, statuses or waste to account for). Comparing two images takes only this,
+and two images that share their lower layers replay those once.
+
+The rules are the analysis's own (file_analysis._apply_layer): per layer, opaque directories
+hide what lower layers put below them, then whiteouts remove paths with everything below, then
+the entries are written (a directory that only passes through with the same mode and owner
+keeps the lower layer's entry; a directory replaced by anything else takes its contents along;
+a missing parent directory is implied, as the analysis implies it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
+
+# A path's entry and the index of the layer that wrote it.
+FinalEntry = tuple[LayerEntry, int]
+FinalPaths = dict[str, FinalEntry]
+
+
+class _Replay:
+    def __init__(self, paths: FinalPaths | None = None, children: dict[str, set[str]] | None = None) -> None:
+        self.paths: FinalPaths = paths if paths is not None else {}
+        self.children: dict[str, set[str]] = children if children is not None else {}
+
+    def copy(self) -> _Replay:
+        """An independent replay from here on; the (entry, layer) pairs are shared, so a path
+        both copies leave alone stays the same object in both."""
+        return _Replay(dict(self.paths), {parent: set(kids) for parent, kids in self.children.items()})
+
+    def remove(self, path: str) -> None:
+        """Remove a path and everything below it."""
+        if self.paths.pop(path, None) is None:
+            return
+        self.remove_below(path)
+        siblings = self.children.get(path.rpartition("/")[0])
+        if siblings is not None:
+            siblings.discard(path)
+
+    def remove_below(self, path: str) -> None:
+        stack = list(self.children.pop(path, ()))
+        while stack:
+            current = stack.pop()
+            self.paths.pop(current, None)
+            stack.extend(self.children.pop(current, ()))
+
+    def _place(self, path: str, value: tuple[LayerEntry, int]) -> None:
+        if path not in self.paths:
+            self.children.setdefault(path.rpartition("/")[0], set()).add(path)
+        self.paths[path] = value
+
+    def _hide_below(self, directory: str, written: Mapping[str, LayerEntry]) -> None:
+        stack = [directory]
+        while stack:
+            current = stack.pop()
+            for child in sorted(self.children.get(current, ())):
+                again = written.get(child)
+                if again is None:
+                    self.remove(child)
+                elif again.type is EntryType.DIR and self.paths[child][0].type is EntryType.DIR:
+                    stack.append(child)
+
+    def apply(self, index: int, listing: LayerListing) -> None:
+        if listing.opaque:
+            written = {entry.path: entry for entry in listing.entries}
+            for directory in sorted(listing.opaque):
+                self._hide_below(directory, written)
+        for path in sorted(listing.deleted):
+            self.remove(path)
+        paths = self.paths
+        implied: set[str] = set()
+        dir_type = EntryType.DIR
+        for entry in listing.entries:
+            path = entry.path
+            if not path:
+                continue
+            lower = paths.get(path)
+            if lower is None or path in implied:
+                implied.discard(path)
+                if lower is None:
+                    self._imply_parents(path, index, implied)
+                self._place(path, (entry, index))
+                continue
+            old = lower[0]
+            if entry.type is not dir_type:
+                self.remove_below(path)  # a directory replaced by a file takes its contents along
+            elif old.type is dir_type and (old.mode, old.uid, old.gid) == (entry.mode, entry.uid, entry.gid):
+                continue
+            self._place(path, (entry, index))
+
+    def _imply_parents(self, path: str, index: int, implied: set[str]) -> None:
+        parent = path.rpartition("/")[0]
+        missing: list[str] = []
+        while parent and parent not in self.paths:
+            missing.append(parent)
+            parent = parent.rpartition("/")[0]
+        for directory in reversed(missing):
+            self._place(directory, (LayerEntry(directory, EntryType.DIR, 0, 0o755, 0, 0), index))
+            implied.add(directory)
+
+
+def _replay(replay: _Replay, layers: Iterable[tuple[int, LayerListing]]) -> _Replay:
+    for index, listing in layers:
+        replay.apply(index, listing)
+    return replay
+
+
+def final_filesystem(layers: Sequence[tuple[str, LayerListing]]) -> FinalPaths:
+    """Every path of the stack's final filesystem with its entry and the index of the layer
+    that wrote it."""
+    return _replay(_Replay(), enumerate(listing for _, listing in layers)).paths
+
+
+def final_filesystems(
+    left: Sequence[tuple[str, LayerListing]], right: Sequence[tuple[str, LayerListing]], shared: int
+) -> tuple[FinalPaths, FinalPaths]:
+    """Both stacks' final filesystems; their first `shared` layers (the same chain ids) are
+    replayed once, and a path neither stack's own layers touch is the same object in both."""
+    listings = [listing for _, listing in left]
+    base = _replay(_Replay(), enumerate(listings[:shared]))
+    ours = _replay(base.copy(), enumerate(listings[shared:], start=shared))
+    theirs = _replay(base, enumerate((listing for _, listing in right[shared:]), start=shared))
+    return ours.paths, theirs.paths
