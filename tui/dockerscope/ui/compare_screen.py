@@ -47,7 +47,7 @@ from dockerscope.ui.key_footer import KeyFooter
 from dockerscope.ui.messages import (
     CompareBaseFound,
     CompareDetailsReady,
-    CompareFilesFailed,
+    CompareFailed,
     CompareFilesReady,
     ContentsProgress,
     Problem,
@@ -153,7 +153,7 @@ class CompareScreen(Screen[None]):
         try:
             details = await self._source.image_detail(left), await self._source.image_detail(right)
         except Exception as error:  # any failure is shown; a worker that raises would end the app
-            self.post_message(CompareFilesFailed(Problem.of(error)))
+            self.post_message(CompareFailed(Problem.of(error)))
             return
         self.post_message(CompareDetailsReady(*details))
         if self._snapshot is not None:
@@ -315,7 +315,7 @@ class CompareScreen(Screen[None]):
         except ReadCancelled:
             return
         except Exception as error:  # any failure is shown; a worker that raises would end the app
-            self.post_message(CompareFilesFailed(Problem.of(error)))
+            self.post_message(CompareFailed(Problem.of(error)))
             return
         self.post_message(CompareFilesReady(left, right, differences))
 
@@ -337,11 +337,15 @@ class CompareScreen(Screen[None]):
         )
         self.query_one("#compare-progress-label", Static).update(plain(label))
 
-    def on_compare_files_failed(self, message: CompareFilesFailed) -> None:
+    def _tell_cache_problem(self) -> None:
+        """Once per run: the disk cache is not used (its directory is not the user's alone)."""
+        if (problem := self._source.take_cache_problem()) is not None:
+            self.app.notify(sanitize(problem), title="Layer cache", severity="warning", markup=False)
+
+    def on_compare_failed(self, message: CompareFailed) -> None:
         self._reading = False
+        self._tell_cache_problem()
         problem = message.problem
-        if (cache_problem := self._source.take_cache_problem()) is not None:
-            self.app.notify(sanitize(cache_problem), title="Layer cache", severity="warning", markup=False)
         self.app.notify(
             sanitize(f"{problem.headline}: {problem.reason}"),
             title="Could not compare the images",
@@ -356,6 +360,7 @@ class CompareScreen(Screen[None]):
 
     def on_compare_files_ready(self, message: CompareFilesReady) -> None:
         self._reading = False
+        self._tell_cache_problem()
         self._files = (message.left, message.right)
         self._compared = ComparedFiles(message.differences)
         self.query_one("#compare-progress").display = False

@@ -136,7 +136,9 @@ class CompareFilesReady(Message):
 
 
 @dataclass(repr=False)
-class CompareFilesFailed(Message):
+class CompareFailed(Message):
+    """Reading the two images' details (the comparison then closes) or their files failed."""
+
     problem: Problem
 
 
