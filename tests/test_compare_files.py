@@ -157,3 +157,15 @@ def test_the_tree_of_differences_marks_rows_and_totals_directories() -> None:
     assert compared.counts == {ChangeType.ADDED: 1, ChangeType.REMOVED: 2, ChangeType.CHANGED: 1}
     filtered = compared.view("new")
     assert filtered.matches == 1 and [node.name for node in filtered.children_of("", SortOrder.NAME)] == ["etc"]
+
+
+def test_directories_total_every_change_below_them_however_deep() -> None:
+    left = analyze_layers([("d1", LayerListing((_file("a/x", 10),)))])
+    right = analyze_layers([("d2", LayerListing((_file("a/x", 4), _file("a/b/c/d", 7), _file("e", 1))))])
+    compared = ComparedFiles(compare_files(left, right, shared_layers=0))
+    view = compared.view()
+    nodes = {node.path: node for path in ("", "a", "a/b") for node in view.children_of(path, SortOrder.NAME)}
+    # a/x -6B; a/b, a/b/c (directories the analysis adds) and a/b/c/d +7B
+    assert compared.describe(nodes["a"]).split() == ["+1B", "4", "paths", "below"]
+    assert compared.describe(nodes["a/b"]).split() == ["+7B", "2", "paths", "below"]
+    assert compared.describe(nodes["e"]).split()[0] == "+1B"

@@ -43,6 +43,29 @@ def _what_changed(difference: FileDifference) -> str:
     return ", ".join(words[name] for name in difference.changed if name in words)
 
 
+def _directory_totals(differences: Sequence[FileDifference]) -> dict[str, tuple[int, int]]:
+    """Per directory: the bytes the paths below it change, and how many they are. Each path adds
+    to its parent, then each directory to its own, deepest first."""
+    below: dict[str, list[int]] = {}
+    for difference in differences:
+        parent = difference.path.rpartition("/")[0]
+        total = below.setdefault(parent, [0, 0])
+        total[0] += difference.size_delta
+        total[1] += 1
+    for directory in list(below):
+        while directory:
+            directory = directory.rpartition("/")[0]
+            if directory in below:
+                break  # it and what is above it are there already
+            below[directory] = [0, 0]
+    for directory in sorted(below, key=lambda path: path.count("/") + bool(path), reverse=True):
+        if directory:
+            above, total = below[directory.rpartition("/")[0]], below[directory]
+            above[0] += total[0]
+            above[1] += total[1]
+    return {directory: (delta, count) for directory, (delta, count) in below.items()}
+
+
 class ComparedFiles:
     """The differences, by path, and the tree view of them."""
 
@@ -58,16 +81,7 @@ class ComparedFiles:
             )
             for difference in differences
         ]
-        # Per directory: the bytes the paths below it change, and how many they are.
-        self._totals: dict[str, tuple[int, int]] = {}
-        for difference in differences:
-            directory = difference.path.rpartition("/")[0]
-            while True:
-                delta, count = self._totals.get(directory, (0, 0))
-                self._totals[directory] = (delta + difference.size_delta, count + 1)
-                if not directory:
-                    break
-                directory = directory.rpartition("/")[0]
+        self._totals = _directory_totals(differences)
         self.counts = {kind: sum(1 for d in differences if d.change is kind) for kind in ChangeType}
         self.size_delta = sum(difference.size_delta for difference in differences)
 

@@ -311,13 +311,15 @@ class CompareScreen(Screen[None]):
                 contents = await self._source.image_contents(detail.id, cancel=self._cancel, on_progress=self._report)
                 read.append(contents.files)
             left, right = read
-            differences = await asyncio.to_thread(compare_files, left, right, len(self._layers.shared))
+            shared = len(self._layers.shared)
+            # In proportion to both images' paths: off the event loop.
+            compared = await asyncio.to_thread(lambda: ComparedFiles(compare_files(left, right, shared)))
         except ReadCancelled:
             return
         except Exception as error:  # any failure is shown; a worker that raises would end the app
             self.post_message(CompareFailed(Problem.of(error)))
             return
-        self.post_message(CompareFilesReady(left, right, differences))
+        self.post_message(CompareFilesReady(left, right, compared))
 
     def _report(self, progress: ReadProgress) -> None:
         """Called in the reading thread: post a message now and then, never touch a widget."""
@@ -362,7 +364,7 @@ class CompareScreen(Screen[None]):
         self._reading = False
         self._tell_cache_problem()
         self._files = (message.left, message.right)
-        self._compared = ComparedFiles(message.differences)
+        self._compared = message.compared
         self.query_one("#compare-progress").display = False
         tree = self.query_one(FileTree)
         tree.display = True

@@ -15,7 +15,6 @@ from dockerscope.service import (
     ContainerDetail,
     ContentsUnavailable,
     DockerServiceError,
-    FileDifference,
     HostProbe,
     ImageContents,
     ImageContext,
@@ -26,6 +25,7 @@ from dockerscope.service import (
     Watcher,
     WatchUpdate,
 )
+from dockerscope.ui.compare_files import ComparedFiles
 
 # A daemon's error text can be any length; a notification shows this much of it.
 REASON_CHARS = 300
@@ -132,7 +132,7 @@ class CompareFilesReady(Message):
 
     left: ImageFiles
     right: ImageFiles
-    differences: list[FileDifference]
+    compared: ComparedFiles
 
 
 @dataclass(repr=False)
