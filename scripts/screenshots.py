@@ -32,6 +32,7 @@ from dockerscope.service import (
 )
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
+from dockerscope.ui.compare_screen import CompareScreen
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.extract_screen import ExtractScreen
@@ -260,6 +261,17 @@ async def host_list(pilot: Pilot[None], app: DockerscopeApp) -> None:
     )
 
 
+async def comparison(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    """The app image (marked with Space) compared with `=` to an image of the chain on the same base."""
+    await show_app_image(pilot, app)
+    await pilot.press("space")
+    await highlight(pilot, app.explorer.query_one(ImageList), "1", CHAIN_IMAGE)
+    await pilot.press("equals_sign")
+    await settle(pilot, lambda: isinstance(app.screen, CompareScreen))
+    summary = app.screen.query_one("#layers-summary", Static)
+    await settle(pilot, lambda: "shared base: dockerscope-test/base:1" in str(summary.render()))
+
+
 SCENES: dict[str, tuple[Scene, str]] = {
     "explorer": (explorer, DAEMON),
     "container": (container, DAEMON),
@@ -278,6 +290,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "podman": (podman, PODMAN),
     "archive": (archive_session, ARCHIVE),
     "hosts": (host_list, DAEMON),
+    "compare": (comparison, DAEMON),
 }
 
 

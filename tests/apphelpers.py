@@ -86,3 +86,14 @@ def shown_containers(app: DockerscopeApp) -> list[str]:
 
 async def highlight_container(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
     await _highlight(pilot, app, "4", lambda: shown_containers(app), name)
+
+
+async def highlight_image_id(pilot: Pilot[None], app: DockerscopeApp, image_id: str) -> None:
+    """Focus the image list and move its cursor onto the image with this id (a dangling image
+    has no name to find it by)."""
+    images = image_list(app)
+    await wait_until(pilot, lambda: any(image.id == image_id for image in images.visible_items))
+    await pilot.press("1")
+    target = next(index for index, image in enumerate(images.visible_items) if image.id == image_id)
+    while images.cursor_row != target:
+        await pilot.press("down" if images.cursor_row < target else "up")

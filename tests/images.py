@@ -22,3 +22,12 @@ def import_tiny_image(api: docker.APIClient, reference: str, changes: tuple[str,
     repository, tag = reference.rsplit(":", 1)
     result = api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag, changes=list(changes))
     return str(json.loads(result.splitlines()[-1])["status"])
+
+
+def first_build_of_rebuilt(api: docker.APIClient) -> str:
+    """The id of the dangling image the first build of dockerscope-test/rebuilt:1 left
+    (scripts/build-fixtures.sh): its /round.txt says `first`, the tagged image's says `second`."""
+    for image in api.images(filters={"dangling": True}):
+        if any("echo first > /round.txt" in entry["CreatedBy"] for entry in api.history(image["Id"])):
+            return str(image["Id"])
+    raise AssertionError("no dangling first build of the rebuilt image: run scripts/build-fixtures.sh")

@@ -35,6 +35,7 @@ SAFE_HELPERS = {
     "plain": "sanitises and returns Rich Text that is never parsed as markup",
     "sanitize": "the sanitiser: control characters become visible escapes",
     "human_size": "formats a byte count",
+    "signed_size": "formats a signed byte count",
     "relative_time": "formats a datetime",
     "changes_summary": "layer_table: three counts of a writable layer's changes",
     "details": "file_tree: an entry's size, mode and uid:gid, all numbers",

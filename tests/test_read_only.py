@@ -35,26 +35,31 @@ from apphelpers import (
     SIZE,
     highlight_container,
     highlight_image,
+    highlight_image_id,
     image_list,
     layer_table,
     shown_names,
     wait_until,
     wait_until_live,
 )
-from conftest import APP_IMAGE, CHANGES_CONTAINER, TOOL_IMAGE, WASTE_IMAGE
+from conftest import APP_IMAGE, CHANGES_CONTAINER, REBUILT_IMAGE, TOOL_IMAGE, WASTE_IMAGE
 from dockerscope.service import Connection, DockerService, HostCatalog
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.changes_screen import ChangesScreen
+from dockerscope.ui.compare_screen import CompareScreen
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
+from dockerscope.ui.diff_lines import DiffLines
 from dockerscope.ui.extract_screen import ExtractScreen
+from dockerscope.ui.file_diff_screen import FileDiffScreen
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.help_screen import HelpScreen
 from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.inspect_tree import InspectTree
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
 from dockerscope.ui.layer_info_screen import LayerInfoScreen
+from images import first_build_of_rebuilt
 from method_proxy import MethodProxy
 from source_scan import dotted_name
 
@@ -502,6 +507,29 @@ async def _writable_layer(tour: Tour, app: DockerscopeApp) -> None:
         await tour.until(lambda: app.screen is app.explorer)
 
 
+async def _compare(tour: Tour, app: DockerscopeApp, first_build: str) -> None:
+    """Mark the rebuilt image's first build, compare it with the tagged one, every pane and key,
+    and the diff of the file the two builds wrote differently."""
+    await tour.press("1", "equals_sign")  # nothing marked yet: a notification
+    if not image_list(app).show_dangling:  # hidden since the image tour
+        await tour.press("d")
+    await highlight_image_id(tour.pilot, app, first_build)
+    await tour.press("space", "space", "space")
+    await highlight_image(tour.pilot, app, REBUILT_IMAGE)
+    await tour.press("equals_sign")
+    await tour.until(lambda: isinstance(app.screen, CompareScreen))
+    await tour.press("2", "1", "3")
+    await tour.until(lambda: isinstance(app.focused, FileTree))
+    await tour.press("s", "slash")
+    await tour.type_text("round")
+    await tour.press("enter", "enter")
+    await tour.until(lambda: isinstance(app.screen, FileDiffScreen) and bool(app.screen.query_one(DiffLines).lines))
+    await tour.press("escape")
+    await tour.until(lambda: isinstance(app.screen, CompareScreen))
+    await tour.press("escape")
+    await tour.until(lambda: app.screen is app.explorer)
+
+
 async def _host_list(tour: Tour, app: DockerscopeApp) -> None:
     """Every key of the host list; `Enter` last, on the second address, switches hosts."""
     for close in ("escape", "q", "H", "enter"):
@@ -531,7 +559,9 @@ async def _no_daemon_screen() -> set[tuple[type, str]]:
     return tour.pressed
 
 
-async def test_a_tour_of_every_screen_and_key_sends_only_gets(app: DockerscopeApp, proxy: MethodProxy) -> None:
+async def test_a_tour_of_every_screen_and_key_sends_only_gets(
+    app: DockerscopeApp, proxy: MethodProxy, api: docker.APIClient
+) -> None:
     async with app.run_test(size=SIZE) as pilot:
         tour = Tour(pilot, app)
         await wait_until_live(pilot, app)
@@ -540,6 +570,7 @@ async def test_a_tour_of_every_screen_and_key_sends_only_gets(app: DockerscopeAp
         await _inspect_tree(tour, app)
         await _layer_contents(tour, app)
         await _writable_layer(tour, app)
+        await _compare(tour, app, first_build_of_rebuilt(api))
         await _host_list(tour, app)
         await tour.press("q")
         await tour.until(lambda: not app.is_running)

@@ -13,10 +13,11 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from apphelpers import inspect_tree, layer_table, wait_until, wait_until_live
+from apphelpers import highlight_image, inspect_tree, layer_table, wait_until, wait_until_live
 from dockerscope import clock
 from dockerscope.service import Connection, DockerService
 from dockerscope.ui import DockerscopeApp, create_app
+from dockerscope.ui.compare_screen import CompareScreen
 from dockerscope.ui.connection_screen import ConnectionScreen
 from recorded_daemon import RecordedDaemon, load_recording
 
@@ -96,3 +97,19 @@ def test_connection_problem_screen(snap_compare: SnapCompare) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=TERMINAL, run_before=failed)
+
+
+def test_comparison_of_two_images_on_one_base(snap_compare: SnapCompare, recorded_app: DockerscopeApp) -> None:
+    async def compare(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, DockerscopeApp)
+        await highlight_image(pilot, app, "dockerscope-test/app:1")
+        await pilot.press("space")
+        await highlight_image(pilot, app, "dockerscope-test/tool:1")
+        await pilot.press("equals_sign")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        summary = app.screen.query_one("#layers-summary", Static)
+        await wait_until(pilot, lambda: "shared base: dockerscope-test/base:1" in summary.render().plain)
+        await pilot.pause()
+
+    assert snap_compare(recorded_app, terminal_size=TERMINAL, run_before=_then(_loaded, compare))

@@ -35,6 +35,7 @@ from dockerscope.service.extract import (
     plan_extraction,
 )
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
+from dockerscope.service.file_compare import ComparedImage, VersionsCompared, compare_versions
 from dockerscope.service.file_reading import (
     FILE_VIEW_LIMIT,
     ContentSink,
@@ -87,6 +88,7 @@ __all__ = [
     "Change",
     "ChangeKind",
     "ChangeType",
+    "ComparedImage",
     "ComparedLayer",
     "ConfigChange",
     "Connection",
@@ -143,6 +145,7 @@ __all__ = [
     "SourceCapabilities",
     "SourceChoice",
     "Thresholds",
+    "VersionsCompared",
     "WatchUpdate",
     "Watcher",
     "WritableLayer",
@@ -151,6 +154,7 @@ __all__ = [
     "compare_files",
     "compare_layers",
     "compare_listings",
+    "compare_versions",
     "default_destination",
     "evaluate",
     "extract_files",

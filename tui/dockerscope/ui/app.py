@@ -128,6 +128,8 @@ class DockerscopeApp(App[None]):
             self.explorer.focus_pane(pane)
 
     def action_help(self) -> None:
+        from dockerscope.ui.compare_screen import CompareScreen
+        from dockerscope.ui.file_diff_screen import FileDiffScreen
         from dockerscope.ui.help_screen import HelpScreen
         from dockerscope.ui.host_list_screen import HostListScreen
         from dockerscope.ui.layer_contents_screen import LayerContentsScreen
@@ -145,6 +147,8 @@ class DockerscopeApp(App[None]):
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),
                     ("layer contents", LayerContentsScreen.BINDINGS),
+                    ("comparison", CompareScreen.BINDINGS),
+                    ("file diff", FileDiffScreen.BINDINGS),
                     ("host list", HostListScreen.BINDINGS),
                     ("lists, tree", ObjectList.BINDINGS),
                 ]
@@ -155,6 +159,12 @@ class DockerscopeApp(App[None]):
         """The command palette (Ctrl+P) offers what the keys do, not Textual's own commands."""
         yield SystemCommand("Switch host", "Contexts, DOCKER_HOST and engine sockets found here", self.action_hosts)
         yield SystemCommand("Refresh", "Ask the host for everything again now", self.action_refresh)
+        if screen is self.explorer and self.explorer.marked_image is not None:
+            yield SystemCommand(
+                "Compare with marked image",
+                "The marked image (A) beside the highlighted one (B): layers, config and files",
+                self.explorer.action_compare,
+            )
         yield SystemCommand("Keys", "Every key binding", self.action_help)
         yield SystemCommand("Quit", "Quit dockerscope", self.exit)
 

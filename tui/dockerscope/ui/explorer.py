@@ -188,6 +188,24 @@ class ExplorerScreen(Screen[None]):
             self.query_one("#images-filter", FilterInput).action_clear_filter()
         self.set_focus(images)
 
+    def action_compare(self) -> None:
+        """`=`: compare the marked image (A) with the highlighted one (B)."""
+        from dockerscope.ui.compare_screen import CompareScreen
+
+        images = self.query_one(ImageList)
+        marked, highlighted = images.marked, images.highlighted_item
+        if marked is None:
+            self.notify("Mark an image with Space first, then press = on another to compare them.", markup=False)
+            return
+        if highlighted is None or highlighted.id == marked.id:
+            self.notify("The marked image is the highlighted one: highlight another to compare with.", markup=False)
+            return
+        self.app.push_screen(CompareScreen(self._source, marked, highlighted, self._snapshot))
+
+    @property
+    def marked_image(self) -> ImageSummary | None:
+        return self.query_one(ImageList).marked
+
     # The detail panes follow the subject.
 
     def _select(self, subject: Subject | None) -> None:

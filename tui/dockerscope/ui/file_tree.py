@@ -4,6 +4,7 @@ in columns on the right. Directories fill in when opened, so a layer of 60,000 f
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.style import Style
@@ -50,8 +51,18 @@ class FileTree(Tree[FileNode]):
         Binding("k", "cursor_up", "Up", show=False),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        describe: Callable[[FileNode], str] | None = None,
+        details_width: int = DETAILS_WIDTH,
+    ) -> None:
+        """`describe`: the text right of a row's name in place of size, mode and owner (a
+        comparison shows what changed), `details_width` characters wide."""
         super().__init__("/", id=id)
+        self._describe = describe
+        self._details_width = details_width
         self.show_root = False
         self.guide_depth = 3
         self._view = FileView(layer=0, opaque=frozenset())
@@ -104,7 +115,7 @@ class FileTree(Tree[FileNode]):
         mark, color = MARKS[data.status]
         icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else "  "
         guides = data.path.count("/") * self.guide_depth  # top-level paths have no guide
-        name_width = max(self.size.width - guides - 2 - 2 - DETAILS_WIDTH - 2, 8)
+        name_width = max(self.size.width - guides - 2 - 2 - self._details_width - 2, 8)
         name_style = color or ("bold" if data.is_dir else "")
         if data.status is FileStatus.REMOVED:
             name_style += " strike"
@@ -117,6 +128,12 @@ class FileTree(Tree[FileNode]):
             label.append(" (opaque)", style="magenta")
         label.truncate(name_width + 4, overflow="ellipsis", pad=True)
         label.append(" ")
-        label.append(details(data, self._sizes_known), style="dim" if data.status is FileStatus.UNCHANGED else "")
+        style_of_details = "dim" if data.status is FileStatus.UNCHANGED else ""
+        if self._describe is not None:
+            described = plain(self._describe(data), style=style_of_details, max_chars=None)
+            described.truncate(self._details_width, overflow="ellipsis")
+            label.append_text(described)
+        else:
+            label.append(details(data, self._sizes_known), style=style_of_details)
         label.stylize(style)
         return label

@@ -8,7 +8,7 @@ children of a directory when it is shown."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -57,7 +57,10 @@ class FileView:
     def _node(self, change: FileChange) -> FileNode:
         entry = change.entry
         removed = change.status is FileStatus.REMOVED
-        is_dir = not removed and (entry is None or entry.type is EntryType.DIR)
+        # A removed directory is a row of its own, unless the view lists what was below it (a comparison).
+        is_dir = (entry is None and not removed) or (
+            entry is not None and entry.type is EntryType.DIR and (not removed or change.path in self.children)
+        )
         here = change.layer == self.layer
         return FileNode(
             path=change.path,
@@ -71,10 +74,15 @@ class FileView:
 
 
 def build_view(
-    changes: Iterable[FileChange], layer: int, opaque: frozenset[str] = frozenset(), path_filter: str = ""
+    changes: Iterable[FileChange],
+    layer: int,
+    opaque: frozenset[str] = frozenset(),
+    path_filter: str = "",
+    weight: Callable[[FileChange], int] | None = None,
 ) -> FileView:
     """Arrange changes (a layer's, or the filesystem as of `layer`) into directories. With a filter,
-    only paths containing it (case-insensitive) and the directories above them are kept."""
+    only paths containing it (case-insensitive) and the directories above them are kept. A
+    directory's size adds up the bytes of the files below it, or the `weight` of every path below."""
     wanted = path_filter.casefold()
     selected = [change for change in changes if wanted in change.path.casefold()] if wanted else changes
     view = FileView(layer=layer, opaque=opaque)
@@ -92,7 +100,9 @@ def build_view(
         else:
             siblings.append(change)
         entry = change.entry
-        if entry is not None and entry.type is file_type and change.status is not removed:
+        if weight is not None:
+            own_bytes[parent] = own_bytes.get(parent, 0) + weight(change)
+        elif entry is not None and entry.type is file_type and change.status is not removed:
             own_bytes[parent] = own_bytes.get(parent, 0) + entry.size
     view.matches = len(present)
     # Directories above the kept paths that are not among them (a filter, or a tar leaving them out).

@@ -64,3 +64,8 @@ def relative_time_changes_at(moment: datetime | None, now: datetime) -> datetime
 def counted(number: int, noun: str) -> str:
     """`1 image`, `2 images`."""
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def signed_size(size: int) -> str:
+    """`+2.29MB`, `-14B`, `0B`."""
+    return f"{'+' if size > 0 else '-' if size < 0 else ''}{human_size(abs(size))}"

@@ -20,6 +20,7 @@ KEY_NAMES = {
     "escape": "Esc",
     "enter": "Enter",
     "space": "Space",
+    "equals_sign": "=",
     "tab": "Tab",
     "shift+tab": "Shift+Tab",
 }

@@ -1,8 +1,9 @@
-"""The image list pane: every image, sortable, filterable, dangling ones optional."""
+"""The image list pane: every image, sortable, filterable, dangling ones optional; `Space` marks
+one to compare with (`=`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import ClassVar
 
@@ -29,15 +30,26 @@ class ImageList(ObjectList[ImageSummary]):
         Binding("s", "cycle_sort", "Sort", id="images.sort"),
         Binding("d", "toggle_dangling", "Dangling", id="images.dangling"),
         Binding("c", "screen.containers_of_image", "Its containers", id="images.containers"),
+        Binding("space", "toggle_mark", "Mark", id="images.mark"),
+        Binding("equals_sign", "screen.compare", "Compare with marked", id="images.compare"),
     ]
 
     show_dangling = var(True, init=False)
 
+    # The image marked for a comparison, while it exists.
+    marked_id: str | None = None
+
     def item_key(self, item: ImageSummary) -> str:
         return item.id
 
+    @property
+    def marked(self) -> ImageSummary | None:
+        return self.find(self.marked_id) if self.marked_id is not None else None
+
     def cells(self, item: ImageSummary, now: datetime) -> tuple[Text, ...]:
         tags = plain(", ".join(item.tags), max_chars=200) if item.tags else Text("<none>", style="dim")
+        if item.id == self.marked_id:
+            tags = Text.assemble(("● ", "bold magenta"), tags)
         return (
             tags,
             plain(item.short_id),
@@ -64,7 +76,26 @@ class ImageList(ObjectList[ImageSummary]):
         return None if self.show_dangling else lambda item: not item.dangling
 
     def view_notes(self) -> list[str]:
-        return [*super().view_notes(), *([] if self.show_dangling else ["dangling hidden"])]
+        marked = self.marked
+        return [
+            *super().view_notes(),
+            *([] if self.show_dangling else ["dangling hidden"]),
+            *([f"marked: {marked.name if marked.tags else marked.short_id}"] if marked else []),
+        ]
+
+    def show_items(self, items: Sequence[ImageSummary]) -> None:
+        super().show_items(items)
+        if self.marked_id is not None and self.find(self.marked_id) is None:
+            self.marked_id = None  # the marked image is gone
+
+    def action_toggle_mark(self) -> None:
+        """Mark the highlighted image for `=`, or unmark it; one image is marked at a time."""
+        image = self.highlighted_item
+        if image is None:
+            return
+        previous, self.marked_id = self.marked_id, None if image.id == self.marked_id else image.id
+        self.forget_cells(*(key for key in (previous, image.id) if key is not None))
+        self.refresh_rows()
 
     def _watch_show_dangling(self) -> None:
         self.refresh_rows()

@@ -22,10 +22,13 @@ from dockerscope.service import (
     ImageContents,
     ImageContext,
     ImageDetail,
+    ImageFiles,
     ReadProgress,
+    VersionsCompared,
     Watcher,
     WatchUpdate,
 )
+from dockerscope.ui.compare_files import ComparedFiles
 
 # A daemon's error text can be any length; a notification shows this much of it.
 REASON_CHARS = 300
@@ -135,3 +138,46 @@ class ExtractFailed(Message):
     """The extraction ended early: `problem` says why, None when it was cancelled."""
 
     problem: Problem | None
+
+
+@dataclass(repr=False)
+class CompareDetailsReady(Message):
+    """The details of the two images a comparison shows (left: the marked one)."""
+
+    left: ImageDetail
+    right: ImageDetail
+
+
+@dataclass(repr=False)
+class CompareBaseFound(Message):
+    """The names of the local image both compared images are built on (empty: none found)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(repr=False)
+class CompareFilesReady(Message):
+    """Both images' layer listings and their final filesystems' differences."""
+
+    left: ImageFiles
+    right: ImageFiles
+    compared: ComparedFiles
+
+
+@dataclass(repr=False)
+class CompareFailed(Message):
+    """Reading the two images' details (the comparison then closes) or their files failed."""
+
+    problem: Problem
+
+
+@dataclass(repr=False)
+class VersionsLoaded(Message):
+    """Both versions of a file, compared."""
+
+    result: VersionsCompared
+
+
+@dataclass(repr=False)
+class VersionsFailed(Message):
+    problem: Problem

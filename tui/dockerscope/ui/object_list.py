@@ -272,10 +272,13 @@ class ObjectList(DataTable[Text], Generic[Item]):
         self._cell_cache[key] = (item, self.cells_expire(item, now), cells)
         return cells
 
-    def forget_cells(self) -> None:
-        """Make every row again on the next refresh (something the rows show besides the object
-        changed)."""
-        self._cell_cache.clear()
+    def forget_cells(self, *keys: str) -> None:
+        """Make the rows of these objects (none named: every row) again on the next refresh
+        (something the rows show besides the object changed)."""
+        if not keys:
+            self._cell_cache.clear()
+        for key in keys:
+            self._cell_cache.pop(key, None)
 
     def _highlighted_key(self) -> str | None:
         return self._shown[self.cursor_row] if 0 <= self.cursor_row < len(self._shown) else None
