@@ -7,6 +7,8 @@ image goes in with one streamed `docker load`. The layers look like a typical ap
 system libraries and tools, Python packages, node_modules, assets with MB-sized files, then a
 layer deleting a 64 MiB file, one removing whole directories and one overwriting files. An image
 already there is kept unless `--rebuild` is given. Prints the image size, layer count and counts.
+`--plus` also builds `dockerscope-bench/big-plus:1` on it (three files and an `ENV`), the second
+image of the comparison benchmarks.
 """
 
 from __future__ import annotations
@@ -496,10 +498,34 @@ def describe(image: dict) -> str:
     )
 
 
+PLUS_IMAGE = "dockerscope-bench/big-plus:1"
+
+
+def build_plus(api: docker.APIClient) -> None:
+    """An image built on the big one, for the comparisons: three files copied in and one `ENV`
+    (the legacy builder, no network)."""
+    rng = random.Random(SEED + 1)
+    files = {
+        "one": b"a\n",
+        "two": rng.randbytes(50_000),
+        "three": "".join(f"{number}\n" for number in range(1, 20_001)).encode(),
+        "Dockerfile": f"FROM {IMAGE}\nCOPY one two three /opt/extra/\nENV EXTRA=1\n".encode(),
+    }
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as archive:
+        for name, data in files.items():
+            _add_bytes(archive, name, data)
+    context.seek(0)
+    for line in api.build(fileobj=context, custom_context=True, tag=PLUS_IMAGE, network_mode="none", decode=True):
+        if "error" in line:
+            raise RuntimeError(line["error"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rebuild", action="store_true", help=f"remove {IMAGE} first if it exists and load it again")
     parser.add_argument("--busybox", type=Path, default=Path(os.environ.get("BUSYBOX", "/bin/busybox")))
+    parser.add_argument("--plus", action="store_true", help=f"also build {PLUS_IMAGE} on it (for the comparisons)")
     args = parser.parse_args(argv)
     if not args.busybox.is_file():
         parser.error(f"no static busybox at {args.busybox} (apt-get install busybox-static, or --busybox PATH)")
@@ -511,12 +537,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             existing = None
         if existing is not None and not args.rebuild:
             print(f"already there (--rebuild to build again): {describe(existing)}")
-            return 0
-        if existing is not None:
-            api.remove_image(IMAGE)
-        seconds = build(api, args.busybox)
-        print(describe(api.inspect_image(IMAGE)))
-        print("built in " + ", ".join(f"{step} {value:.1f}s" for step, value in seconds.items()))
+        else:
+            if existing is not None:
+                api.remove_image(IMAGE)
+            seconds = build(api, args.busybox)
+            print(describe(api.inspect_image(IMAGE)))
+            print("built in " + ", ".join(f"{step} {value:.1f}s" for step, value in seconds.items()))
+        if args.plus:
+            build_plus(api)
+            print(f"{PLUS_IMAGE} built on it")
         return 0
     finally:
         api.close()

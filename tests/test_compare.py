@@ -23,8 +23,7 @@ from dockerscope.service import (
     compare_config,
     compare_layers,
 )
-from dockerscope.service.compare import VALUE_CHARS, compare_files
-from dockerscope.service.file_analysis import analyze_layers
+from dockerscope.service.compare import VALUE_CHARS, compare_listings
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 
 
@@ -143,20 +142,18 @@ BASE_LISTING = LayerListing(
 
 
 def test_final_filesystems_compare_path_by_path() -> None:
-    left = analyze_layers([("d1", BASE_LISTING), ("d2", LayerListing((_file("etc/same-size", 4),)))])
-    right = analyze_layers(
-        [
-            ("d1", BASE_LISTING),
-            (
-                "d3",
-                LayerListing(
-                    (_file("etc/same-size", 4), _file("etc/os", 8, 0o600, uid=1000), _file("new", 2)),
-                    deleted=frozenset({"etc/gone"}),
-                ),
+    left = [("d1", BASE_LISTING), ("d2", LayerListing((_file("etc/same-size", 4),)))]
+    right = [
+        ("d1", BASE_LISTING),
+        (
+            "d3",
+            LayerListing(
+                (_file("etc/same-size", 4), _file("etc/os", 8, 0o600, uid=1000), _file("new", 2)),
+                deleted=frozenset({"etc/gone"}),
             ),
-        ]
-    )
-    differences = {difference.path: difference for difference in compare_files(left, right, shared_layers=1)}
+        ),
+    ]
+    differences = {difference.path: difference for difference in compare_listings(left, right, shared_layers=1)}
     assert set(differences) == {"etc/gone", "etc/os", "etc/same-size", "new"}  # etc/keep: the same layer
     assert differences["etc/gone"].change is ChangeType.REMOVED and differences["etc/gone"].size_delta == -9
     assert differences["new"].change is ChangeType.ADDED and differences["new"].size_delta == 2
@@ -166,8 +163,8 @@ def test_final_filesystems_compare_path_by_path() -> None:
 
 
 def test_the_same_layers_give_no_file_difference() -> None:
-    image = analyze_layers([("d1", BASE_LISTING)])
-    assert compare_files(image, image, shared_layers=1) == []
+    image = [("d1", BASE_LISTING)]
+    assert compare_listings(image, image, shared_layers=1) == []
 
 
 def _diff(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, str]:

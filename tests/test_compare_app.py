@@ -225,7 +225,7 @@ class GatedService(DockerService):
         self.reported = threading.Event()
         self.cancel: threading.Event | None = None
 
-    async def image_contents(self, image_id: str, *, on_progress: ProgressCallback | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def image_layers(self, image_id: str, *, on_progress: ProgressCallback | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
         def held(progress: ReadProgress) -> None:
             self.reported.set()
             self.gate.wait(10)
@@ -233,7 +233,7 @@ class GatedService(DockerService):
                 on_progress(progress)
 
         self.cancel = kwargs.get("cancel")
-        return await super().image_contents(image_id, on_progress=held, use_cache=False, **kwargs)
+        return await super().image_layers(image_id, on_progress=held, **kwargs)
 
 
 async def test_escape_while_the_files_are_read_cancels_the_reading(service: DockerService) -> None:

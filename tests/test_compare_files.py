@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from dockerscope.service import ChangeType, ComparedImage, FileNotReadable, ReadCancelled, compare_versions
-from dockerscope.service.compare import compare_files
-from dockerscope.service.file_analysis import analyze_layers
+from dockerscope.service.compare import compare_listings
 from dockerscope.service.file_compare import MAX_DIFF_LINES
 from dockerscope.service.file_reading import FILE_VIEW_LIMIT, SinkOpener
+from dockerscope.service.final_filesystem import final_filesystem
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 from dockerscope.ui.compare_files import ComparedFiles
 from dockerscope.ui.file_view import SortOrder
@@ -61,9 +61,9 @@ def _file(path: str, size: int, mode: int = 0o644, uid: int = 0) -> LayerEntry:
 
 def _sides(left: bytes, right: bytes, path: str = "etc/conf") -> tuple[BytesSource, ComparedImage, ComparedImage]:
     source = BytesSource({("left", 0, path): left, ("right", 0, path): right})
-    left_files = analyze_layers([("d1", LayerListing((_file(path, len(left)),)))])
-    right_files = analyze_layers([("d2", LayerListing((_file(path, len(right)),)))])
-    return source, ComparedImage("left", left_files), ComparedImage("right", right_files)
+    left_final = final_filesystem([("d1", LayerListing((_file(path, len(left)),)))])
+    right_final = final_filesystem([("d2", LayerListing((_file(path, len(right)),)))])
+    return source, ComparedImage("left", left_final, 0), ComparedImage("right", right_final, 0)
 
 
 async def test_two_texts_give_a_unified_diff() -> None:
@@ -131,19 +131,15 @@ def _dir(path: str) -> LayerEntry:
 
 def test_the_tree_of_differences_marks_rows_and_totals_directories() -> None:
     base = LayerListing((_dir("app"), _dir("app/lib"), _file("app/lib/a", 100), _file("app/conf", 10), _dir("etc")))
-    left = analyze_layers([("d1", base)])
-    right = analyze_layers(
-        [
-            ("d1", base),
-            (
-                "d2",
-                LayerListing(
-                    (_file("app/conf", 12, 0o600, uid=1000), _file("etc/new", 5)), deleted=frozenset({"app/lib"})
-                ),
-            ),
-        ]
-    )
-    differences = compare_files(left, right, shared_layers=1)
+    left = [("d1", base)]
+    right = [
+        ("d1", base),
+        (
+            "d2",
+            LayerListing((_file("app/conf", 12, 0o600, uid=1000), _file("etc/new", 5)), deleted=frozenset({"app/lib"})),
+        ),
+    ]
+    differences = compare_listings(left, right, shared_layers=1)
     compared = ComparedFiles(differences)
     view = compared.view()
     top = {node.name: node for node in view.children_of("", SortOrder.NAME)}
@@ -160,9 +156,9 @@ def test_the_tree_of_differences_marks_rows_and_totals_directories() -> None:
 
 
 def test_directories_total_every_change_below_them_however_deep() -> None:
-    left = analyze_layers([("d1", LayerListing((_file("a/x", 10),)))])
-    right = analyze_layers([("d2", LayerListing((_file("a/x", 4), _file("a/b/c/d", 7), _file("e", 1))))])
-    compared = ComparedFiles(compare_files(left, right, shared_layers=0))
+    left = [("d1", LayerListing((_file("a/x", 10),)))]
+    right = [("d2", LayerListing((_file("a/x", 4), _file("a/b/c/d", 7), _file("e", 1))))]
+    compared = ComparedFiles(compare_listings(left, right, shared_layers=0))
     view = compared.view()
     nodes = {node.path: node for path in ("", "a", "a/b") for node in view.children_of(path, SortOrder.NAME)}
     # a/x -6B; a/b, a/b/c (directories the analysis adds) and a/b/c/d +7B

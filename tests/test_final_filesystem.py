@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dockerscope.service.compare import compare_files, compare_listings
+from dockerscope.service.compare import compare_final, compare_listings
 from dockerscope.service.file_analysis import FileStatus, analyze_layers, filesystem_at
 from dockerscope.service.final_filesystem import final_filesystem, final_filesystems
 from dockerscope.service.layer_files import LayerEntry, LayerListing
@@ -43,7 +43,7 @@ def test_comparing_listings_matches_comparing_analyses(
     assume(shared + left_own and shared + right_own)
     assume(not writes_below_a_file(shared + left_own) and not writes_below_a_file(shared + right_own))
     left, right = stack(shared + left_own, "l"), stack(shared + right_own, "r")
-    expected = compare_files(analyze_layers(left), analyze_layers(right), len(shared))
+    expected = compare_final(analysed_final(left), analysed_final(right), len(shared))
     assert compare_listings(left, right, len(shared)) == expected
     ours, theirs = final_filesystems(left, right, len(shared))
     assert (ours, theirs) == (analysed_final(left), analysed_final(right))

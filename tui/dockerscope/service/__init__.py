@@ -10,7 +10,7 @@ from dockerscope.service.compare import (
     FileDifference,
     LayerComparison,
     compare_config,
-    compare_files,
+    compare_final,
     compare_layers,
     compare_listings,
 )
@@ -46,6 +46,7 @@ from dockerscope.service.file_reading import (
     locate_file,
     read_file,
 )
+from dockerscope.service.final_filesystem import final_filesystems
 from dockerscope.service.hosts import HostCatalog, HostChoice, HostProbe
 from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, ImageLayers, SourceChoice
 from dockerscope.service.layer_files import (
@@ -151,7 +152,7 @@ __all__ = [
     "WritableLayer",
     "chain_ids",
     "compare_config",
-    "compare_files",
+    "compare_final",
     "compare_layers",
     "compare_listings",
     "compare_versions",
@@ -159,6 +160,7 @@ __all__ = [
     "evaluate",
     "extract_files",
     "filesystem_at",
+    "final_filesystems",
     "found_sockets",
     "is_archive_path",
     "locate_file",

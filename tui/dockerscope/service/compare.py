@@ -11,8 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dockerscope.service.file_analysis import FileStatus, ImageFiles, filesystem_at
-from dockerscope.service.final_filesystem import FinalEntry, FinalPaths, final_filesystems
+from dockerscope.service.final_filesystem import FinalEntry, final_filesystems
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 from dockerscope.service.models import ImageDetail
 from dockerscope.service.values import text
@@ -204,17 +203,6 @@ class FileDifference:
         return (self.after.size if self.after else 0) - (self.before.size if self.before else 0)
 
 
-def _final(files: ImageFiles) -> FinalPaths:
-    """Every path of the image's final filesystem, with its entry and the layer that wrote it."""
-    if not files.layers:
-        return {}
-    return {
-        change.path: (change.entry, change.layer)
-        for change in filesystem_at(files, len(files.layers) - 1)
-        if change.status is not FileStatus.REMOVED and change.entry is not None
-    }
-
-
 def _what_changed(before: LayerEntry, after: LayerEntry) -> tuple[str, ...]:
     """What differs between two entries written by different layers."""
     changed = [
@@ -231,11 +219,6 @@ def _what_changed(before: LayerEntry, after: LayerEntry) -> tuple[str, ...]:
     if not changed and before.type is EntryType.FILE:
         changed.append("contents")
     return tuple(changed)
-
-
-def compare_files(left: ImageFiles, right: ImageFiles, shared_layers: int) -> list[FileDifference]:
-    """The two analysed images' final filesystems compared (see `compare_final`)."""
-    return compare_final(_final(left), _final(right), shared_layers)
 
 
 def compare_listings(

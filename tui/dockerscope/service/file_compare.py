@@ -10,19 +10,20 @@ import asyncio
 import difflib
 import hashlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dockerscope.service.file_analysis import ImageFiles
 from dockerscope.service.file_reading import (
     FILE_VIEW_LIMIT,
     ContentSink,
     FileContents,
     FileNotReadable,
     FileVersion,
-    locate_file,
+    locate_final,
     read_file,
 )
+from dockerscope.service.final_filesystem import FinalEntry
 from dockerscope.service.layer_files import ReadCancelled
 
 if TYPE_CHECKING:
@@ -36,10 +37,12 @@ MAX_DIFF_LINES = 20_000
 
 @dataclass(frozen=True)
 class ComparedImage:
-    """One side of a comparison: the image and its layer listings."""
+    """One side of a comparison: the image, its final filesystem (`final_filesystems`) and the
+    index of its top layer."""
 
     image_id: str
-    files: ImageFiles
+    final: Mapping[str, FinalEntry]
+    top: int
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,9 @@ async def _digest(source: ImageSource, image_id: str, version: FileVersion, canc
 
 
 def _final_version(side: ComparedImage, path: str) -> FileVersion:
-    if not side.files.layers:
+    if side.top < 0:
         raise FileNotReadable("the image has no layers")
-    return locate_file(side.files, len(side.files.layers) - 1, path)
+    return locate_final(side.final, side.top, path)
 
 
 async def compare_versions(

@@ -17,11 +17,12 @@ from __future__ import annotations
 import posixpath
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles
+from dockerscope.service.final_filesystem import FinalEntry
 from dockerscope.service.layer_files import EntryType, LayerEntry, ReadCancelled, normalize_path
 
 if TYPE_CHECKING:
@@ -195,12 +196,20 @@ def resolve_path(files: ImageFiles, as_of: int, path: str) -> ResolvedPath:
     """The entry `path` names as of layer `as_of`, symlinks followed inside the image (a file, a
     directory, a hard link or a device). Raises FileNotReadable when it is not there, leads
     nowhere or loops."""
+    return _resolve(lambda current: _states(files, as_of, current), as_of, path)
+
+
+def _resolve(
+    states_of: Callable[[str], Mapping[str, tuple[LayerEntry, int] | None]], as_of: int, path: str
+) -> ResolvedPath:
+    """`resolve_path` over `states_of(path)`: what each prefix of a path is, down to the first
+    that is missing or not a directory."""
     asked = current = normalize_path(path)
     followed: list[str] = []
     for _ in range(MAX_LINK_HOPS + 1):
         if not current:
             return ResolvedPath(asked, as_of, "", ROOT_ENTRY, -1, tuple(followed))
-        states = _states(files, as_of, current)
+        states = states_of(current)
         for prefix in _prefixes(current):
             state = states.get(prefix)
             if state is None:
@@ -224,6 +233,13 @@ def locate_file(files: ImageFiles, as_of: int, path: str) -> FileVersion:
     Raises FileNotReadable."""
     found = resolve_path(files, as_of, path)
     return _version(found.asked, as_of, found.path, found.entry, found.layer, found.followed)
+
+
+def locate_final(final: Mapping[str, FinalEntry], top: int, path: str) -> FileVersion:
+    """The same in a final filesystem (`final_filesystem`) whose top layer is `top`: the file as
+    the image's last layer leaves it, without going over the layers' changes again."""
+    found = _resolve(lambda current: {prefix: final.get(prefix) for prefix in _prefixes(current)}, top, path)
+    return _version(found.asked, top, found.path, found.entry, found.layer, found.followed)
 
 
 def _version(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -27,16 +28,17 @@ from dockerscope.service import (
     ConfigChange,
     EntryType,
     ImageDetail,
-    ImageFiles,
     ImageSource,
     ImageSummary,
     LayerComparison,
+    LayerListing,
     ReadCancelled,
     ReadProgress,
     Snapshot,
     compare_config,
-    compare_files,
+    compare_final,
     compare_layers,
+    final_filesystems,
 )
 from dockerscope.ui.compare_files import DESCRIBE_WIDTH, ComparedFiles
 from dockerscope.ui.file_tree import FileTree
@@ -84,7 +86,7 @@ class CompareScreen(Screen[None]):
         self._snapshot = snapshot
         self._details: tuple[ImageDetail, ImageDetail] | None = None
         self._layers: LayerComparison | None = None
-        self._files: tuple[ImageFiles, ImageFiles] | None = None
+        self._files: tuple[ComparedImage, ComparedImage] | None = None
         self._compared: ComparedFiles | None = None
         self._reading = False
         self._reading_side = "A"
@@ -308,12 +310,12 @@ class CompareScreen(Screen[None]):
             read = []
             for side, detail in zip("AB", self._details, strict=True):
                 self._reading_side = side
-                contents = await self._source.image_contents(detail.id, cancel=self._cancel, on_progress=self._report)
-                read.append(contents.files)
-            left, right = read
-            shared = len(self._layers.shared)
+                image = await self._source.image_layers(detail.id, cancel=self._cancel, on_progress=self._report)
+                read.append(image.layers)
+            left, right = await asyncio.to_thread(_compared_images, self._details, read[0], read[1], self._layers)
             # In proportion to both images' paths: off the event loop.
-            compared = await asyncio.to_thread(lambda: ComparedFiles(compare_files(left, right, shared)))
+            shared = len(self._layers.shared)
+            compared = await asyncio.to_thread(lambda: ComparedFiles(compare_final(left.final, right.final, shared)))
         except ReadCancelled:
             return
         except Exception as error:  # any failure is shown; a worker that raises would end the app
@@ -463,11 +465,18 @@ class CompareScreen(Screen[None]):
             self.app.notify(sanitize(f"{self._source.host} cannot read file contents."), markup=False)
             return
         assert self._details is not None
-        sides = (
-            ComparedImage(self._details[0].id, self._files[0]),
-            ComparedImage(self._details[1].id, self._files[1]),
-        )
-        self.app.push_screen(FileDiffScreen(self._source, difference.path, sides, self.names))
+        self.app.push_screen(FileDiffScreen(self._source, difference.path, self._files, self.names))
+
+
+def _compared_images(
+    details: tuple[ImageDetail, ImageDetail],
+    left: Sequence[tuple[str, LayerListing]],
+    right: Sequence[tuple[str, LayerListing]],
+    layers: LayerComparison,
+) -> tuple[ComparedImage, ComparedImage]:
+    """Both final filesystems, the shared layers replayed once."""
+    ours, theirs = final_filesystems(left, right, len(layers.shared))
+    return ComparedImage(details[0].id, ours, len(left) - 1), ComparedImage(details[1].id, theirs, len(right) - 1)
 
 
 def _layer_cells(layer: ComparedLayer | None, style: str) -> tuple[Text, ...]:

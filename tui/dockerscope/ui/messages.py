@@ -12,6 +12,7 @@ from textual.message import Message
 
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
+    ComparedImage,
     ContainerDetail,
     ContentsUnavailable,
     DockerServiceError,
@@ -22,7 +23,6 @@ from dockerscope.service import (
     ImageContents,
     ImageContext,
     ImageDetail,
-    ImageFiles,
     ReadProgress,
     VersionsCompared,
     Watcher,
@@ -157,10 +157,10 @@ class CompareBaseFound(Message):
 
 @dataclass(repr=False)
 class CompareFilesReady(Message):
-    """Both images' layer listings and their final filesystems' differences."""
+    """Both images' final filesystems and their differences."""
 
-    left: ImageFiles
-    right: ImageFiles
+    left: ComparedImage
+    right: ComparedImage
     compared: ComparedFiles
 
 
