@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from dockerscope.service.final_filesystem import final_filesystem
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 
-PATHS = ["a", "b", "a/x", "a/y", "a/x/z", "b/x", "c/d/e"]
+PATHS = ["a", "b", "a/x", "a/y", "a/x/z", "b/x", "c/d/e", "t", "t/x"]
 
 
 @st.composite

@@ -4,12 +4,15 @@ filesystem replay (`filesystem_at`) on generated layer stacks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dockerscope.service.file_analysis import FileStatus, analyze_layers, filesystem_at
-from dockerscope.service.file_reading import FileNotReadable, locate_file
+from dockerscope.service.file_reading import FileNotReadable, FileVersion, locate_file, locate_final
+from dockerscope.service.final_filesystem import final_filesystem
 from dockerscope.service.layer_files import EntryType, LayerEntry, LayerListing
 from layer_stacks import PATHS, listings, writes_below_a_file
 
@@ -133,8 +136,30 @@ def test_every_file_is_found_where_the_filesystem_replay_has_it(layers: list[Lay
         }
         for path in PATHS:
             change = present.get(path)
+            if change is not None and change.entry is not None and change.entry.type is EntryType.SYMLINK:
+                continue  # followed: test_symlinks_are_followed_inside_the_image_and_never_out_of_it
             if change is None or change.entry is None or change.entry.type is not EntryType.FILE:
                 with pytest.raises(FileNotReadable):
                     locate_file(files, as_of, path)
             else:
                 assert where(files, as_of, path) == (change.layer, path)
+
+
+def _found(locate: Callable[..., FileVersion], *arguments: object) -> tuple[int, str] | str:
+    try:
+        version = locate(*arguments)
+    except FileNotReadable as error:
+        return str(error)
+    return version.layer, version.member
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(listings(), min_size=1, max_size=5))
+def test_the_final_filesystem_finds_what_the_top_layer_has(layers: list[LayerListing]) -> None:
+    """The comparison finds files in a final filesystem replayed from listings; it finds each one
+    where the layers' changes put it, symlinks included, and says the same when it cannot."""
+    assume(not writes_below_a_file(layers))
+    files, top = image(*layers), len(layers) - 1
+    final = final_filesystem([(f"sha256:{index:064x}", listing) for index, listing in enumerate(layers)])
+    for path in [*PATHS, "a/t"]:
+        assert _found(locate_final, final, top, path) == _found(locate_file, files, top, path)
