@@ -128,6 +128,8 @@ class DockerscopeApp(App[None]):
             self.explorer.focus_pane(pane)
 
     def action_help(self) -> None:
+        from dockerscope.ui.file_tree import OPEN
+        from dockerscope.ui.file_view_screen import FileViewScreen
         from dockerscope.ui.help_screen import HelpScreen
         from dockerscope.ui.host_list_screen import HostListScreen
         from dockerscope.ui.layer_contents_screen import LayerContentsScreen
@@ -145,6 +147,8 @@ class DockerscopeApp(App[None]):
                     ("inspect", InspectTree.BINDINGS),
                     ("layers", LayerTable.BINDINGS),
                     ("layer contents", LayerContentsScreen.BINDINGS),
+                    ("layer contents", [OPEN]),
+                    ("file view", FileViewScreen.BINDINGS),
                     ("host list", HostListScreen.BINDINGS),
                     ("lists, tree", ObjectList.BINDINGS),
                 ]

@@ -4,11 +4,13 @@ in columns on the right. Directories fill in when opened, so a layer of 60,000 f
 from __future__ import annotations
 
 import stat
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -31,6 +33,8 @@ TYPE_BITS = {
 }
 # Size, mode and owner, right-aligned; the name gets the rest of the line.
 DETAILS_WIDTH = 10 + 1 + 10 + 1 + 11
+# Enter opens a file (the file view) or a directory (expands it); a click does the same.
+OPEN = Binding("enter", "select_cursor", "Open file / directory", id="contents.open")
 # With this few nodes or less, a filter opens every directory that leads to a match.
 EXPAND_ALL_LIMIT = 400
 
@@ -48,7 +52,14 @@ class FileTree(Tree[FileNode]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        OPEN,
     ]
+
+    @dataclass
+    class FileChosen(Message):
+        """Enter on a row that is not a directory."""
+
+        node: FileNode
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("/", id=id)
@@ -91,6 +102,13 @@ class FileTree(Tree[FileNode]):
             found.append(node)
             stack.extend(node.children)
         return found
+
+    def action_select_cursor(self) -> None:
+        data = self.cursor_node.data if self.cursor_node is not None else None
+        if data is not None and not data.is_dir:
+            self.post_message(self.FileChosen(data))
+        else:
+            super().action_select_cursor()
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[FileNode]) -> None:
         node = event.node
