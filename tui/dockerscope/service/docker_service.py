@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -28,7 +28,9 @@ from dockerscope.service.client_pool import REASON_CHARS, ClientPool
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import ObjectNotFound
 from dockerscope.service.events import WATCHED_TYPES, EventStream
+from dockerscope.service.file_reading import SinkOpener
 from dockerscope.service.image_context import ImageContexts
+from dockerscope.service.layer_bytes import read_layer_files
 from dockerscope.service.layer_cache import LayerCache
 from dockerscope.service.layer_contents import ImageContents, SourceChoice, analyze_container, analyze_image, diff_ids
 from dockerscope.service.layer_files import ProgressCallback
@@ -86,7 +88,11 @@ class DockerService:
         """A daemon has it all; its overlay2 directories may only be read when it is on this
         machine's unix socket (whether they are is decided per image: `layer_contents`)."""
         return SourceCapabilities(
-            containers=True, events=True, layer_contents=True, fast_path=self.host.startswith("unix://")
+            containers=True,
+            events=True,
+            layer_contents=True,
+            fast_path=self.host.startswith("unix://"),
+            file_contents=True,
         )
 
     @property
@@ -309,6 +315,33 @@ class DockerService:
                 container_id,
                 host=self.connection.host,
                 cache=self.cache,
+                cancel=cancel,
+                on_progress=on_progress,
+            )
+        )
+
+    async def read_layer_files(
+        self,
+        image_id: str,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        *,
+        container_id: str | None = None,
+        choice: SourceChoice = SourceChoice.AUTO,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """The bytes of files in the image's layers, from the layer directories or the export
+        (see `layer_bytes`); `choice` forces one (`ContentsUnavailable` when it cannot be used)."""
+        return await self._pool.run_long(
+            lambda client: read_layer_files(
+                client,
+                image_id,
+                wanted,
+                open_sink,
+                host=self.connection.host,
+                container_id=container_id,
+                choice=choice,
                 cancel=cancel,
                 on_progress=on_progress,
             )

@@ -28,13 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import tempfile
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import zstandard
 
+from dockerscope.service.file_reading import ContentSink, SinkOpener
 from dockerscope.service.layer_files import (
     EntryType,
     LayerEntry,
@@ -50,7 +52,9 @@ __all__ = [
     "TarMember",
     "index_tar",
     "read_export",
+    "read_export_files",
     "read_layer",
+    "read_layer_members",
     "scan_export",
 ]
 
@@ -476,8 +480,11 @@ class _LayerParser(_TarParser):
 class _LayerReader:
     """One layer blob: decompressed as its magic bytes say (gzip, zstd or none), hashed and parsed."""
 
-    def __init__(self, head: bytes, cancel: threading.Event | None) -> None:
-        self.parser = _LayerParser(cancel)
+    def __init__(self, head: bytes, cancel: threading.Event | None, parser: _TarParser | None = None) -> None:
+        self._listing: _LayerParser | None = None
+        if parser is None:
+            parser = self._listing = _LayerParser(cancel)
+        self.parser = parser
         self._hash = hashlib.sha256()
         self._cancel = cancel
         self._gzip: Any = None  # zlib's decompressor type is not public
@@ -532,14 +539,20 @@ class _LayerReader:
                     self.tar(memoryview(out))
                 pending = zstd.unused_data if zstd.eof else b""
 
-    def finish(self) -> tuple[str, LayerListing]:
-        """The digest of the uncompressed stream and the listing."""
+    def end(self) -> str:
+        """Check that the layer stream ended whole; the digest of its uncompressed stream."""
         if self._gzip is not None and not self._gzip.eof:
             raise ExportFormatError("a gzip layer ends early")
         if self._zstd is not None and not self._zstd.eof:
             raise ExportFormatError("a zstd layer ends early")
         self.parser.finish()
-        return f"sha256:{self._hash.hexdigest()}", self.parser.listing()
+        return f"sha256:{self._hash.hexdigest()}"
+
+    def finish(self) -> tuple[str, LayerListing]:
+        """The digest of the uncompressed stream and the listing."""
+        digest = self.end()
+        assert self._listing is not None
+        return digest, self._listing.listing()
 
 
 class _Keep:
@@ -616,7 +629,7 @@ class _Member:
         head = bytes(self._head)
         export = self._export
         if head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)) or _looks_like_tar(head):
-            return _Layer(export, self._path, head) if export.read_layers else _Skip()
+            return export.open_layer(self._path, head) if export.read_layers else _Skip()
         if self._size <= min(_KEEP_MEMBER_LIMIT, export.keep_budget):
             export.keep_budget -= self._size
             return _Keep(export, self._path, head, self._size)
@@ -662,6 +675,10 @@ class _ExportParser(_TarParser):
         elif flag in _REGULAR:
             return _Member(self, path, size)
         return None
+
+    def open_layer(self, path: str, head: bytes) -> _Sink:
+        """What takes the bytes of the layer member at `path`, whose first block is `head`."""
+        return _Layer(self, path, head)
 
     def layer_done(self, path: str, digest: str, listing: LayerListing) -> None:
         self._digests[path] = digest
@@ -1041,3 +1058,337 @@ def read_layer(chunks: Iterable[bytes], *, cancel: threading.Event | None = None
             return reader.finish()
         except _DATA_ERRORS as error:
             raise _unreadable(error) from None
+
+
+# Bytes moved at a time from a spool file into the sinks.
+_REPLAY_CHUNK = 1 << 20
+
+
+class _Opened:
+    """A sink opened for one wanted member, closed exactly once (also when the read fails)."""
+
+    def __init__(self, sink: ContentSink, opened: set[_Opened]) -> None:
+        self._sink = sink
+        self._opened = opened
+        opened.add(self)
+
+    def write(self, data: memoryview) -> bool:
+        return self._sink.write(data)
+
+    def close(self) -> None:
+        if self in self._opened:
+            self._opened.discard(self)
+            self._sink.close()
+
+
+class _Delivery:
+    """One member's data passed on to the sinks opened for it, each closed once it wants no more."""
+
+    def __init__(self, sinks: list[_Opened]) -> None:
+        self._sinks = sinks
+
+    def feed(self, data: memoryview) -> None:
+        wanting = []
+        for sink in self._sinks:
+            if sink.write(data):
+                wanting.append(sink)
+            else:
+                sink.close()
+        self._sinks = wanting
+
+    def close(self) -> None:
+        for sink in self._sinks:
+            sink.close()
+        self._sinks = []
+
+
+class _Spool:
+    """A wanted member of a layer not yet known, written to an unlinked temporary file until the
+    layer's digest says which layer it is (memory stays one chunk whatever its size)."""
+
+    def __init__(self, size: int) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the layer that holds it)
+        self.size = size
+
+    def feed(self, data: memoryview) -> None:
+        self.file.write(data)
+
+    def close(self) -> None:
+        pass
+
+    def replay(self, sinks: list[_Opened], cancel: threading.Event | None) -> None:
+        delivery = _Delivery(sinks)
+        self.file.seek(0)
+        while delivery._sinks:
+            check_cancel(cancel)
+            data = self.file.read(_REPLAY_CHUNK)
+            if not data:
+                break
+            delivery.feed(memoryview(data))
+        delivery.close()
+
+
+class _MemberParser(_TarParser):
+    """A layer tar whose regular members may each get a sink: `open_member(path, size)` gives it,
+    or None to skip the member's data."""
+
+    def __init__(self, open_member: Callable[[str, int], _Sink | None], cancel: threading.Event | None) -> None:
+        super().__init__()
+        self._open_member = open_member
+        self._cancel = cancel
+        self._count = 0
+
+    def _member(self, name: bytes, flag: int, size: int, mode: int, uid: int, gid: int, link: bytes) -> _Sink | None:
+        self._count += 1
+        if not self._count % _CANCEL_ENTRIES:
+            check_cancel(self._cancel)
+        if flag not in _REGULAR:
+            return None
+        return self._open_member(normalize_path(_text(name)), size)
+
+
+class _FileLayer:
+    """A layer member of an export, read for the wanted files it holds. When the export's names
+    say which layer it is (`indexes`), wanted files go to their sinks as they pass; otherwise
+    they are spooled until the layer ends and its digest names it."""
+
+    def __init__(self, reading: _FileReading, path: str, head: bytes, indexes: tuple[int, ...] | None) -> None:
+        self._reading = reading
+        self._path = path
+        self._indexes = indexes
+        self._spools: dict[str, _Spool] = {}
+        self._reader = _LayerReader(head, reading.cancel, _MemberParser(self._open_member, reading.cancel))
+        self._reader.feed(memoryview(head))
+
+    def _open_member(self, path: str, size: int) -> _Sink | None:
+        if self._indexes is not None:
+            return self._reading.deliver(self._indexes, path, size)
+        if path in self._spools or not self._reading.wanted_somewhere(path):
+            return None
+        spool = self._spools[path] = _Spool(size)
+        return spool
+
+    def feed(self, data: memoryview) -> None:
+        self._reader.feed(data)
+
+    def close(self) -> None:
+        try:
+            self._reading.layer_end(self._path, self._indexes, self._reader.end(), self._spools)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        for spool in self._spools.values():
+            spool.file.close()
+        self._spools.clear()
+
+
+class _FileReading(_ExportParser):
+    """An export read for the bytes of some files in some layers (see `read_export_files`)."""
+
+    def __init__(
+        self,
+        diff_ids: Sequence[str],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        super().__init__(cancel, None)
+        self._diff_ids = list(diff_ids)
+        self._pending = {index: set(paths) for index, paths in wanted.items() if paths}
+        self._open_sink = open_sink
+        self.opened: set[_Opened] = set()
+        self._by_hex: dict[str, list[int]] = {}
+        for index, diff_id in enumerate(self._diff_ids):
+            self._by_hex.setdefault(diff_id.removeprefix("sha256:"), []).append(index)
+        self._by_manifest: dict[str, tuple[int, ...]] | None = None
+        self._layers: list[_FileLayer] = []
+        self.layers_seen = 0
+
+    @property
+    def done(self) -> bool:
+        """Every wanted file has been handed over, or its layer has been read without it."""
+        return not self._pending and not self.opened
+
+    @property
+    def missing(self) -> list[int]:
+        return sorted(self._pending)
+
+    def wanted_somewhere(self, path: str) -> bool:
+        return any(path in paths for paths in self._pending.values())
+
+    def open_layer(self, path: str, head: bytes) -> _Sink:
+        self.layers_seen += 1
+        indexes = self._identify(path)
+        if not (self._pending if indexes is None else any(index in self._pending for index in indexes)):
+            return _Skip()
+        layer = _FileLayer(self, path, head, indexes)
+        self._layers.append(layer)
+        return layer
+
+    def _identify(self, path: str) -> tuple[int, ...] | None:
+        """Which layers of the image the layer member at `path` is, when the export says so
+        before its bytes: by the manifest when it came first, or by a name that is a diff id
+        (`blobs/sha256/<hex>` of an uncompressed layer, `<hex>.tar`). Checked once it ends."""
+        if self._by_manifest is None and (self._stored("manifest.json") or self._stored("index.json")):
+            self._by_manifest = self._manifest_layers()
+        if self._by_manifest and path in self._by_manifest:
+            return self._by_manifest[path]
+        indexes = self._by_hex.get(posixpath.basename(path).removesuffix(".tar"))
+        return tuple(indexes) if indexes else None
+
+    def _manifest_layers(self) -> dict[str, tuple[int, ...]] | None:
+        """The layer indexes of each layer path the manifest names; None while it cannot be read
+        yet (documents it names are still to come)."""
+        try:
+            _, paths = self._manifest()
+            resolved = [self._resolve(path) for path in paths]
+        except ExportFormatError:
+            return None
+        if len(resolved) != len(self._diff_ids):
+            return None
+        indexes: dict[str, list[int]] = {}
+        for index, path in enumerate(resolved):
+            indexes.setdefault(path, []).append(index)
+        return {path: tuple(found) for path, found in indexes.items()}
+
+    def _sinks_for(self, indexes: Iterable[int], path: str, size: int) -> list[_Opened]:
+        """Sinks for `path` in each of `indexes` that still wants it."""
+        sinks = []
+        for index in indexes:
+            paths = self._pending.get(index)
+            if paths is None or path not in paths:
+                continue
+            paths.discard(path)
+            if not paths:
+                del self._pending[index]
+            sinks.append(_Opened(self._open_sink(index, path, size), self.opened))
+        return sinks
+
+    def deliver(self, indexes: tuple[int, ...], path: str, size: int) -> _Sink | None:
+        sinks = self._sinks_for(indexes, path, size)
+        return _Delivery(sinks) if sinks else None
+
+    def layer_end(self, path: str, indexes: tuple[int, ...] | None, digest: str, spools: Mapping[str, _Spool]) -> None:
+        if indexes is not None:
+            if any(self._diff_ids[index] != digest for index in indexes):
+                raise ExportFormatError(f"layer {_quote(path)} does not hash to the diff id its name says")
+            for index in indexes:
+                self._pending.pop(index, None)
+            return
+        matched = tuple(index for index, diff_id in enumerate(self._diff_ids) if diff_id == digest)
+        for member, spool in spools.items():
+            sinks = self._sinks_for(matched, member, spool.size)
+            if sinks:
+                spool.replay(sinks, self.cancel)
+        for index in matched:
+            self._pending.pop(index, None)
+
+    def close_all(self) -> None:
+        """Close every sink still open and drop the spools (the read ended early or failed)."""
+        for layer in self._layers:
+            layer.discard()
+        for sink in list(self.opened):
+            sink.close()
+
+
+def read_export_files(
+    chunks: Iterable[bytes],
+    diff_ids: Sequence[str],
+    wanted: Mapping[int, Collection[str]],
+    open_sink: SinkOpener,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Hand the bytes of the wanted files of an image export (`GET /images/{id}/get`) to sinks.
+
+    `diff_ids` is the image's `RootFS.Layers`; `wanted` maps a layer index to paths in that layer
+    (regular members; a hard link's data is under the name it links to). Returns as soon as every
+    wanted file has been handed over or its layer has passed without it, leaving the rest of the
+    stream unread (the caller closes it). A layer the export names as a diff id (newer Docker, Podman)
+    has its files handed over as they stream by; one it does not name (the legacy layout, whose
+    manifest comes last, or compressed blobs) is identified by its digest when it ends, its wanted
+    files spooled to a temporary file meanwhile. Raises `ExportFormatError` for a stream that cannot
+    be read or lacks a wanted layer, `ReadCancelled` once `cancel` is set. `on_progress(layers
+    seen, bytes read)` runs after each chunk. Every sink opened is closed, also on failure."""
+    reading = _FileReading(diff_ids, wanted, open_sink, cancel)
+    done = 0
+    try:
+        if reading.done:
+            return
+        for chunk in chunks:
+            view = memoryview(chunk)
+            for start in range(0, len(view), _SLICE):
+                check_cancel(cancel)
+                try:
+                    reading.feed(view[start : start + _SLICE])
+                except _DATA_ERRORS as error:
+                    raise _unreadable(error) from None
+                if reading.done:
+                    return
+            done += len(view)
+            if on_progress is not None:
+                on_progress(reading.layers_seen, done)
+        try:
+            reading.finish()
+        except _DATA_ERRORS as error:
+            raise _unreadable(error) from None
+        if reading.missing:
+            index = reading.missing[0]
+            raise ExportFormatError(f"the export holds no layer {index + 1} ({_quote(diff_ids[index])})")
+    finally:
+        reading.close_all()
+
+
+def read_layer_members(
+    chunks: Iterable[bytes],
+    paths: Collection[str],
+    open_sink: Callable[[str, int], ContentSink],
+    *,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Hand the bytes of the regular members `paths` of one layer blob (tar, gzip or zstd) to
+    sinks (`open_sink(path, size)`), returning once each has been handed over or the blob has
+    ended; the rest of `chunks` is left unread. Nothing is hashed. Raises `ExportFormatError` for a
+    blob that cannot be read, `ReadCancelled` once `cancel` is set; every sink opened is closed."""
+    pending = set(paths)
+    opened: set[_Opened] = set()
+
+    def open_member(path: str, size: int) -> _Sink | None:
+        if path not in pending:
+            return None
+        pending.discard(path)
+        return _Delivery([_Opened(open_sink(path, size), opened)])
+
+    reader: _LayerReader | None = None
+    head = b""
+    try:
+        for chunk in chunks:
+            check_cancel(cancel)
+            if reader is None:
+                head += chunk
+                if len(head) < _BLOCK:
+                    continue
+                if not (head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)) or _looks_like_tar(head)):
+                    raise ExportFormatError("a layer is not a tar, gzip or zstd stream")
+                reader = _LayerReader(head, cancel, _MemberParser(open_member, cancel))
+                data, head = memoryview(head), b""
+            else:
+                data = memoryview(chunk)
+            for start in range(0, len(data), _SLICE):
+                check_cancel(cancel)
+                reader.feed(data[start : start + _SLICE])
+                if not pending and not opened:
+                    return
+        if reader is None:
+            if head and not head.startswith((_GZIP_MAGIC, _ZSTD_MAGIC)):
+                raise ExportFormatError("a layer is not a tar, gzip or zstd stream")
+            reader = _LayerReader(head, cancel, _MemberParser(open_member, cancel))
+            reader.feed(memoryview(head))
+        reader.end()
+    except _DATA_ERRORS as error:
+        raise _unreadable(error) from None
+    finally:
+        for sink in list(opened):
+            sink.close()

@@ -46,11 +46,22 @@ class ExportWatchdog:
         self._last_bytes: float | None = None
         self._connection: Any = None
         self.stalled = False
+        # The whole stream was read.
+        self.ended = False
 
     def watch(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             self._last_bytes = time.monotonic()
             yield chunk
+        self.ended = True
+
+    def hang_up(self) -> None:
+        """End the request now, its reader having stopped before the end of the stream: the
+        daemon stops sending, and the connection is not reused."""
+        sock = getattr(self._connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def took(self, connection: Any) -> None:
         """The reading thread took this connection from its pool for the export request."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 
@@ -41,6 +41,7 @@ from dockerscope.service.values import text
 # Bytes per read of the export stream: large reads keep the per-chunk Python work negligible.
 EXPORT_CHUNK_SIZE = 4 * 1024 * 1024
 WRITABLE_LAYER = "writable"
+T = TypeVar("T")
 
 
 class SourceChoice(enum.Enum):
@@ -264,13 +265,35 @@ def _read_export(
         progress.layers_done = layers_done
         progress.report(bytes_done)
 
+    exported = read_export_stream(
+        client,
+        image_id,
+        cancel,
+        lambda chunks: read_export(chunks, cancel=cancel, on_progress=report, expected=layers),
+    )
+    if [layer.diff_id for layer in exported] != list(layers):
+        raise ContentsUnavailable("the export's layers do not match the image's (was it replaced meanwhile?)")
+    return exported
+
+
+def read_export_stream(
+    client: docker.APIClient,
+    image_id: str,
+    cancel: threading.Event | None,
+    read: Callable[[Iterator[bytes]], T],
+) -> T:
+    """`read` over the image's export stream (`GET /images/{id}/get`) under the export watchdog.
+    A read that returns before the end of the stream hangs its request up. A stall, or a stream
+    `read` cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so."""
     watchdog = export_watch.ExportWatchdog(client, cancel)
     try:
         with watchdog:
             stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
             try:
-                exported = read_export(watchdog.watch(stream), cancel=cancel, on_progress=report, expected=layers)
+                return read(watchdog.watch(stream))
             finally:
+                if not watchdog.ended:
+                    watchdog.hang_up()
                 stream.close()
     except ReadCancelled:
         raise
@@ -283,9 +306,6 @@ def _read_export(
         if isinstance(error, ExportFormatError):
             raise ContentsUnavailable(f"the image export could not be read: {error}") from error
         raise
-    if [layer.diff_id for layer in exported] != list(layers):
-        raise ContentsUnavailable("the export's layers do not match the image's (was it replaced meanwhile?)")
-    return exported
 
 
 def analyze_image(
