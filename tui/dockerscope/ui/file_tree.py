@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from dockerscope.service import EntryType, FileStatus
+from dockerscope.service import EntryType, FileStatus, LayerEntry
 from dockerscope.ui.file_view import FileNode, FileView, SortOrder
 from dockerscope.ui.format import human_size, plain
 
@@ -39,13 +39,18 @@ OPEN = Binding("enter", "select_cursor", "Open file / directory", id="contents.o
 EXPAND_ALL_LIMIT = 400
 
 
+def mode_and_owner(entry: LayerEntry, between: str = " ") -> str:
+    """`-rw-r--r-- 0:0`: the mode bits as `ls -l` shows them and the owner's uid:gid."""
+    return f"{stat.filemode(TYPE_BITS[entry.type] | entry.mode)}{between}{entry.uid}:{entry.gid}"
+
+
 def details(node: FileNode, sizes_known: bool = True) -> str:
     entry = node.entry
     if entry is None or not sizes_known:
         size = human_size(node.size) if node.status is FileStatus.REMOVED or node.is_dir else ""
         return f"{size:>10} {'':>10} {'':>11}"
-    owner = f"{entry.uid}:{entry.gid}"
-    return f"{human_size(node.size):>10} {stat.filemode(TYPE_BITS[entry.type] | entry.mode)} {owner[:11]:>11}"
+    mode, owner = mode_and_owner(entry).split(" ")
+    return f"{human_size(node.size):>10} {mode} {owner[:11]:>11}"
 
 
 class FileTree(Tree[FileNode]):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
-import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -49,7 +48,7 @@ from dockerscope.service import (
     ReadCancelled,
     read_file,
 )
-from dockerscope.ui.file_tree import TYPE_BITS
+from dockerscope.ui.file_tree import mode_and_owner
 from dockerscope.ui.format import human_size, plain
 from dockerscope.ui.key_footer import KeyFooter
 from dockerscope.ui.messages import Problem
@@ -233,6 +232,11 @@ def hex_line(data: bytes, offset: int) -> str:
     return f"{offset:08x}  {left:<23}  {right:<23}  |{shown}|"
 
 
+def line_number(number: int, gutter: int) -> str:
+    """`  7 │ `: a line number right-aligned in a gutter of `gutter` cells."""
+    return f"{number:>{gutter - 3}d} │ "
+
+
 def shebang_lexer(first_line: str) -> str | None:
     """The Pygments lexer a `#!` line names: `#!/usr/bin/env python3` -> python."""
     if not first_line.startswith("#!"):
@@ -311,8 +315,10 @@ class TextLines:
         self.lexer: Lexer | None = None
 
     def line(self, index: int) -> Text:
-        body = self.highlighted[index] if index < len(self.highlighted) else line_text([(self.lines[index], None)])
-        return Text.assemble((f"{index + 1:>{self.gutter - 3}} │ ", "dim"), body, no_wrap=True, end="")
+        body: Text = (
+            self.highlighted[index] if index < len(self.highlighted) else line_text([(self.lines[index], None)])
+        )
+        return Text.assemble((line_number(index + 1, self.gutter), "dim"), body, no_wrap=True, end="")
 
 
 class HexLines:
@@ -533,13 +539,18 @@ class FileViewScreen(Screen[None]):
         return TextLines(text_lines(data), self._file_name)
 
     def _fail(self, error: Exception) -> None:
-        if isinstance(error, FileNotReadable):
-            title, message = "No contents to show", str(error)
-        elif isinstance(error, ContentsUnavailable):
-            title, message = "File contents cannot be read here", str(error)
+        if isinstance(error, FileNotReadable | ContentsUnavailable):
+            message = str(error)
         else:
             problem = Problem.of(error)
-            title, message = "Could not read the file", f"{problem.headline}: {problem.reason}"
+            message = f"{problem.headline}: {problem.reason}"
+        title = (
+            "No contents to show"
+            if isinstance(error, FileNotReadable)
+            else "File contents cannot be read here"
+            if isinstance(error, ContentsUnavailable)
+            else "Could not read the file"
+        )
         self.app.notify(sanitize(message, max_chars=400), title=title, severity="error", markup=False)
         self.dismiss()
 
@@ -566,7 +577,7 @@ class FileViewScreen(Screen[None]):
         text = Text.assemble(plain("/" + version.asked, style="bold", max_chars=300))
         text.append(f" · as of layer {version.as_of + 1} of {request.layer_count}", style="bold")
         if request.removed_in is not None:
-            text.append(f", the last version before layer {request.removed_in + 1} removed it", style="yellow")
+            text.append(f", the last version before layer {request.removed_in + 1:d} removed it", style="yellow")
         text.append(f" (written by layer {version.layer + 1}")
         if request.written_by:
             text.append(" · ")
@@ -574,7 +585,7 @@ class FileViewScreen(Screen[None]):
         text.append(")")
         entry = version.entry
         text.append(f"\n{human_size(entry.size)} ({entry.size:,} bytes) · ")
-        text.append(f"{stat.filemode(TYPE_BITS[entry.type] | entry.mode)} · {entry.uid}:{entry.gid}")
+        text.append(mode_and_owner(entry, " · "))
         if contents is not None:
             text.append(" · ")
             text.append_text(plain(self._kind(contents), max_chars=160))
