@@ -60,6 +60,8 @@ HEX_WIDTH = 16
 # How much of the start a text must decode from, and how many bad bytes it may hold.
 BAD_BYTES_PER_MILLE = 10
 # Highlighted lines reach the screen this often while the thread works.
+# Texts this long or longer are split into lines in a thread (100 kB take about 5 ms).
+PREPARE_IN_THREAD_FROM = 256 << 10
 # Highlighting runs in slices of this many seconds, this far apart, this many lines past the view.
 HIGHLIGHT_SLICE = 0.008
 HIGHLIGHT_PAUSE = 0.004
@@ -269,6 +271,12 @@ def choose_lexer(name: str, first_line: str) -> tuple[Lexer, str] | None:
         return None
 
 
+def warm_up_lexers() -> None:
+    """Pygments' first lookup imports its plugins and lexers, about 0.2 s: done in a thread while
+    the user looks at a layer, the first file opens without it."""
+    choose_lexer("warm-up.py", "")
+
+
 def highlight(lexer: Lexer, lines: Sequence[str]) -> Iterator[Text]:
     """The lines as `lexer` colours them, one Text per line of `lines`, in order. Stops where the
     lexer's text strays from the lines (the rest stays plain)."""
@@ -476,6 +484,13 @@ def mib(size: int) -> str:
     return f"{value:.1f} MiB" if value < 100 else f"{value:.0f} MiB"
 
 
+def _retrieve(task: asyncio.Task[FileContents]) -> None:
+    """Take a read's outcome even when the screen closed before it came: the worker that awaited
+    it was cancelled with the screen, and Python would log an exception nobody asked for."""
+    if not task.cancelled():
+        task.exception()
+
+
 class FileViewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back / cancel", id="file.close"),
@@ -494,6 +509,11 @@ class FileViewScreen(Screen[None]):
         self._hex_shown = False
         self._language = ""
         self._file_name = posixpath.basename(request.version.path)
+        # The read starts now, in its thread, while the screen is made and shown.
+        self._reading = asyncio.get_running_loop().create_task(
+            read_file(source, request.image_id, request.version, container_id=request.container_id, cancel=self._cancel)
+        )
+        self._reading.add_done_callback(_retrieve)
 
     def compose(self) -> ComposeResult:
         yield Static(id="file-title")
@@ -508,21 +528,17 @@ class FileViewScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self._cancel.set()
+        self._reading.cancel()
 
     @work(group="file", exclusive=True)
     async def _read(self) -> None:
-        request = self._request
         try:
-            contents = await read_file(
-                self._source,
-                request.image_id,
-                request.version,
-                container_id=request.container_id,
-                cancel=self._cancel,
-            )
+            contents = await self._reading
             binary = looks_binary(contents.data, contents.truncated)
-            if not binary:
+            if not binary and len(contents.data) > PREPARE_IN_THREAD_FROM:
                 self._text = await asyncio.to_thread(self._text_of, contents.data)
+            elif not binary:
+                self._text = self._text_of(contents.data)
         except ReadCancelled:
             return
         except Exception as error:  # any failure is told; a worker that raises would end the app

@@ -33,7 +33,7 @@ from dockerscope.service import (
 )
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view import FileNode, SortOrder, build_view
-from dockerscope.ui.file_view_screen import FileRequest, FileViewScreen
+from dockerscope.ui.file_view_screen import FileRequest, FileViewScreen, warm_up_lexers
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import counted, human_size, plain
 from dockerscope.ui.key_footer import KeyFooter
@@ -181,6 +181,8 @@ class LayerContentsScreen(Screen[None]):
         self.query_one("#contents-body").display = True
         self._show_wasted(contents.files)
         self._show_layer()
+        if self._source.capabilities.file_contents:
+            self.run_worker(warm_up_lexers, thread=True, group="lexers", description="warm up the lexers")
         self.set_focus(self.query_one(FileTree))
 
     def _show_layer(self) -> None:
