@@ -3,11 +3,14 @@ the private daemon's fixture images and checked against the image's own bytes (`
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import platform
 import tarfile
+import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import docker
 import pytest
@@ -15,8 +18,8 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from apphelpers import SIZE, highlight_container, highlight_image, layer_table, wait_until
-from conftest import APP_IMAGE, CHANGES_CONTAINER, WASTE_IMAGE
-from dockerscope.service import DockerService
+from conftest import CHANGES_CONTAINER, WASTE_IMAGE
+from dockerscope.service import Connection, DockerService
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.file_tree import FileTree
@@ -160,7 +163,7 @@ async def test_a_binary_shows_a_hex_dump_its_type_and_the_first_mib(app: Dockers
         view = await open_file(pilot, app, "bin/busybox")
         head = title(view)
         machine = {"x86_64": "x86-64", "aarch64": "AArch64"}.get(platform.machine(), "")
-        assert "binary: ELF 64-bit LSB " in head and head.split("·")[-2].strip().endswith(machine) or machine in head
+        assert ("binary: ELF 64-bit LSB " in head and head.split("·")[-2].strip().endswith(machine)) or machine in head
         if len(real) > 1 << 20:
             assert f"showing the first 1.0 MiB of {len(real) / (1 << 20):.1f} MiB" in head
         first = real[:16]
@@ -245,3 +248,44 @@ async def test_a_source_without_file_contents_says_so() -> None:
         await wait_until(pilot, lambda: bool(app._notifications))
         assert isinstance(app.screen, LayerContentsScreen)
         assert "holds no file contents" in next(iter(app._notifications)).message
+
+
+class SlowReads(DockerService):
+    """The real service, with every file read held in its thread until the test opens the gate."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.cancel: threading.Event | None = None
+
+    async def read_layer_files(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+        self.cancel = kwargs.get("cancel")
+        self.started.set()
+        await asyncio.to_thread(self.gate.wait, 10)
+        return await super().read_layer_files(*args, **kwargs)
+
+
+async def test_escape_while_the_file_is_read_cancels_and_goes_back(service: DockerService) -> None:
+    slow = SlowReads(service.connection)
+    app = create_app(slow, interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_layer(pilot, app, WASTE_IMAGE, "version-two")
+        file_tree = tree(app)
+        while (
+            file_tree.cursor_node is None
+            or file_tree.cursor_node.data is None
+            or file_tree.cursor_node.data.path != "data/keep/config"
+        ):
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, slow.started.is_set)
+        assert isinstance(app.screen, FileViewScreen)
+        assert "reading the file" in app.screen.query_one("#file-loading", Static).render().plain
+        await pilot.press("escape")
+        assert isinstance(app.screen, LayerContentsScreen)
+        assert slow.cancel is not None and slow.cancel.is_set()
+        slow.gate.set()
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, LayerContentsScreen) and not app._notifications
+    slow.close()

@@ -597,7 +597,7 @@ class FileViewScreen(Screen[None]):
         text.append(f" (written by layer {version.layer + 1}")
         if request.written_by:
             text.append(" · ")
-            text.append_text(plain(request.written_by, style="cyan", max_chars=120))
+            text.append_text(plain(request.written_by.strip(), style="cyan", max_chars=300))
         text.append(")")
         entry = version.entry
         text.append(f"\n{human_size(entry.size)} ({entry.size:,} bytes) · ")
