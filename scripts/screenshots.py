@@ -35,6 +35,7 @@ from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.file_tree import FileTree
+from dockerscope.ui.file_view_screen import ContentView, FileViewScreen
 from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
@@ -133,6 +134,21 @@ async def layer_changes(pilot: Pilot[None], app: DockerscopeApp) -> None:
 
 async def layer_filesystem(pilot: Pilot[None], app: DockerscopeApp) -> None:
     await layer_contents(pilot, app, "a", "s")
+
+
+async def file_view(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    """The filesystem as of the waste image's layer 4, and Enter on a symlink: the file it leads to."""
+    await layer_contents(pilot, app, "a")
+    tree = app.screen.query_one(FileTree)
+    for _ in range(100):
+        node = tree.cursor_node
+        data = node.data if node is not None else None
+        if data is not None and data.path == "data/config.symlink":
+            break
+        bin_open = node is not None and node.is_expanded and data is not None and data.path == "bin"
+        await pilot.press("space" if bin_open else "j")  # close bin/ and its 400 links
+    await pilot.press("enter")
+    await settle(pilot, lambda: isinstance(app.screen, FileViewScreen) and app.screen.query_one(ContentView).display)
 
 
 async def base_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
@@ -249,6 +265,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "container-changes": (container_changes, DAEMON),
     "layer-changes": (layer_changes, DAEMON),
     "layer-filesystem": (layer_filesystem, DAEMON),
+    "file-view": (file_view, DAEMON),
     "base-image": (base_image, DAEMON),
     "inspect-config": (inspect_config, DAEMON),
     "hostile-labels-in-layers": (hostile_layers, DAEMON),
