@@ -544,6 +544,8 @@ class FileViewScreen(Screen[None]):
         except Exception as error:  # any failure is told; a worker that raises would end the app
             self._fail(error)
             return
+        if self._cancel.is_set() or not self.query(ContentView):
+            return  # the screen closed (or the app quits) while the file was read
         self._contents, self._binary, self._hex_shown = contents, binary, binary
         self.query_one("#file-loading").display = False
         view = self.query_one(ContentView)
