@@ -68,6 +68,7 @@ READ_ONLY_CALLS = frozenset(
         "diff",  # GET /containers/{id}/changes
         "events",  # GET /events
         "get_adapter",  # no request: requests' adapter for the daemon, whose pools the export watchdog watches
+        "get_archive",  # GET /containers/{id}/archive
         "get_image",  # GET /images/{name}/get
         "history",  # GET /images/{name}/history
         "images",  # GET /images/json
@@ -82,7 +83,18 @@ READ_ONLY_CALLS = frozenset(
 CLIENT_VALUES = frozenset({"api_version", "base_url", "hooks"})
 # The calls the app is built on: the scan must find each, or it is not looking at the client.
 CALLS_IN_USE = frozenset(
-    {"containers", "diff", "events", "get_image", "history", "images", "inspect_container", "inspect_image", "version"}
+    {
+        "containers",
+        "diff",
+        "events",
+        "get_archive",
+        "get_image",
+        "history",
+        "images",
+        "inspect_container",
+        "inspect_image",
+        "version",
+    }
 )
 
 # The transports: they open connections (a socket pair to an ssh process) and set a client up

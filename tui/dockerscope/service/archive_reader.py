@@ -27,7 +27,7 @@ import re
 import stat
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -38,9 +38,12 @@ from dockerscope.service.export_reader import (
     TarMember,
     export_listings,
     index_tar,
+    read_export_files,
     read_layer,
+    read_layer_members,
     scan_export,
 )
+from dockerscope.service.file_reading import ContentSink, SinkOpener
 from dockerscope.service.layer_files import LayerListing, check_cancel
 from dockerscope.service.values import parse_timestamp, text
 
@@ -121,7 +124,38 @@ class _Store(Protocol):
         self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
     ) -> dict[str, LayerListing]: ...
 
+    def read_files(
+        self,
+        layers: Sequence[ArchiveLayer],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None: ...
+
     def close(self) -> None: ...
+
+
+def _in_layer(open_sink: SinkOpener, index: int) -> Callable[[str, int], ContentSink]:
+    return lambda path, size: open_sink(index, path, size)
+
+
+def _read_files(
+    layers: Sequence[ArchiveLayer],
+    wanted: Mapping[int, Collection[str]],
+    chunks: Callable[[str], Generator[bytes, None, None]],
+    open_sink: SinkOpener,
+    cancel: threading.Event | None,
+) -> None:
+    """The wanted files of each layer, read from its own blob up to the last of them."""
+    for index, paths in wanted.items():
+        layer = layers[index]
+        stream = chunks(layer.path)
+        try:
+            read_layer_members(stream, paths, _in_layer(open_sink, index), cancel=cancel)
+        except ExportFormatError as error:
+            raise ArchiveError(f"layer {_quote(layer.path)}: {error}") from None
+        finally:
+            stream.close()
 
 
 def _check_digest(diff_id: str, digest: str, where: str) -> None:
@@ -230,7 +264,7 @@ class _SeekableTar:
             raise ArchiveError(f"the archive is truncated inside {_quote(path)}")
         return data
 
-    def _chunks(self, path: str) -> Iterator[bytes]:
+    def _chunks(self, path: str) -> Generator[bytes, None, None]:
         member = self._members.resolve(path)
         offset, end = member.offset, member.offset + member.size
         while offset < end:
@@ -245,11 +279,20 @@ class _SeekableTar:
     ) -> dict[str, LayerListing]:
         return _read_layers(layers, self._chunks, cancel, on_layer)
 
+    def read_files(
+        self,
+        layers: Sequence[ArchiveLayer],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        _read_files(layers, wanted, self._chunks, open_sink, cancel)
+
     def close(self) -> None:
         os.close(self._fd)
 
 
-def _gunzip(path: str) -> Iterator[bytes]:
+def _gunzip(path: str) -> Generator[bytes, None, None]:
     with gzip.open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
             yield chunk
@@ -288,6 +331,26 @@ class _GzipTar:
             if layer.diff_id not in found:
                 raise ArchiveError(f"no layer of the archive hashes to {layer.diff_id} ({_quote(layer.path)})")
         return found
+
+    def read_files(
+        self,
+        layers: Sequence[ArchiveLayer],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        """One more pass over the archive, up to the wanted layers' files."""
+        paths: dict[str, list[int]] = {}
+        for index, layer in enumerate(layers):
+            paths.setdefault(self._members.resolve(layer.path).path, []).append(index)
+        diff_ids = [layer.diff_id for layer in layers]
+        stream = _gunzip(self._path)
+        try:
+            _gzip_errors(
+                lambda: read_export_files(stream, diff_ids, wanted, open_sink, cancel=cancel, layer_paths=paths)
+            )
+        finally:
+            stream.close()
 
     def close(self) -> None:
         pass
@@ -345,7 +408,7 @@ class _Directory:
             raise ArchiveError(f"{_quote(path)} is too large for a manifest or config")
         return data
 
-    def _chunks(self, path: str) -> Iterator[bytes]:
+    def _chunks(self, path: str) -> Generator[bytes, None, None]:
         try:
             with open(self._file(path), "rb") as file:
                 while chunk := file.read(_CHUNK):
@@ -357,6 +420,15 @@ class _Directory:
         self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
     ) -> dict[str, LayerListing]:
         return _read_layers(layers, self._chunks, cancel, on_layer)
+
+    def read_files(
+        self,
+        layers: Sequence[ArchiveLayer],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        _read_files(layers, wanted, self._chunks, open_sink, cancel)
 
     def close(self) -> None:
         pass
@@ -385,6 +457,18 @@ class Archive:
         found = self._store.listings(image.layers, cancel, on_layer)
         check_cancel(cancel)
         return [(layer.diff_id, found[layer.diff_id]) for layer in image.layers]
+
+    def read_files(
+        self,
+        image: ArchiveImage,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Hand the wanted files of the image's layers (by layer index) to sinks, as
+        `ImageSource.read_layer_files` does. Blocking."""
+        self._store.read_files(image.layers, wanted, open_sink, cancel)
 
     def config(self, image: ArchiveImage) -> dict[str, Any]:
         """The image's config, read again and checked against the id it was listed under.
@@ -501,6 +585,15 @@ class _Budgeted:
         self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
     ) -> dict[str, LayerListing]:
         return self._store.listings(layers, cancel, on_layer)
+
+    def read_files(
+        self,
+        layers: Sequence[ArchiveLayer],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        self._store.read_files(layers, wanted, open_sink, cancel)
 
     def close(self) -> None:
         self._store.close()

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from dockerscope import clock
 from dockerscope.service.archive_reader import Archive, ArchiveError, ArchiveImage
 from dockerscope.service.errors import DockerServiceError, ObjectNotFound
 from dockerscope.service.file_analysis import analyze_layers
+from dockerscope.service.file_reading import SinkFailures, SinkOpener
 from dockerscope.service.image_context import ImageContexts
 from dockerscope.service.layer_contents import ContentsUnavailable, ImageContents, SourceChoice
 from dockerscope.service.layer_files import ProgressCallback, ReadProgress, gc_paused
@@ -85,7 +86,9 @@ class ArchiveSource:
 
     @property
     def capabilities(self) -> SourceCapabilities:
-        return SourceCapabilities(containers=False, events=False, layer_contents=True, fast_path=False)
+        return SourceCapabilities(
+            containers=False, events=False, layer_contents=True, fast_path=False, file_contents=True
+        )
 
     async def daemon_info(self) -> DaemonInfo:
         return self._snapshot.daemon
@@ -207,6 +210,45 @@ class ArchiveSource:
         on_progress: ProgressCallback | None = None,
     ) -> ImageContents:
         raise ContentsUnavailable("an archive has no containers")
+
+    async def read_layer_files(
+        self,
+        image_id: str,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        *,
+        container_id: str | None = None,
+        cancel: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """The wanted files read from the layer blobs of the archive (see `Archive.read_files`)."""
+        if container_id is not None:
+            raise ContentsUnavailable("an archive has no containers")
+        image = self._image(image_id)
+        for index in wanted:
+            if not 0 <= index < len(image.layers):
+                raise ContentsUnavailable(f"the image has no layer {index + 1}")
+        failures = SinkFailures(open_sink)
+        try:
+            await asyncio.to_thread(self._read_files, image, wanted, failures, cancel)
+        except Exception:
+            failures.raise_kept()
+            raise
+        return "archive"
+
+    def _read_files(
+        self,
+        image: ArchiveImage,
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        try:
+            self._archive.read_files(image, wanted, open_sink, cancel=cancel)
+        except ArchiveError as error:
+            raise ContentsUnavailable(f"the archive could not be read: {error}") from None
+        except OSError as error:
+            raise ContentsUnavailable(f"the archive could not be read: {error.strerror or error}") from None
 
     def take_cache_problem(self) -> str | None:
         return None

@@ -28,11 +28,18 @@ from dockerscope.service.client_pool import REASON_CHARS, ClientPool
 from dockerscope.service.connection import Connection
 from dockerscope.service.errors import ObjectNotFound
 from dockerscope.service.events import WATCHED_TYPES, EventStream
-from dockerscope.service.file_reading import SinkOpener
+from dockerscope.service.file_reading import SinkFailures, SinkOpener
 from dockerscope.service.image_context import ImageContexts
 from dockerscope.service.layer_bytes import read_layer_files
 from dockerscope.service.layer_cache import LayerCache
-from dockerscope.service.layer_contents import ImageContents, SourceChoice, analyze_container, analyze_image, diff_ids
+from dockerscope.service.layer_contents import (
+    Daemon,
+    ImageContents,
+    SourceChoice,
+    analyze_container,
+    analyze_image,
+    diff_ids,
+)
 from dockerscope.service.layer_files import ProgressCallback
 from dockerscope.service.models import (
     ContainerDetail,
@@ -78,6 +85,8 @@ class DockerService:
         self._contents: OrderedDict[str, ImageContents] = OrderedDict()
         self._latest: Snapshot | None = None
         self._cache_problem_told = False
+        # The daemon's `/info` answer, once a file read asked for it (see `read_layer_files`).
+        self._engine_info: Mapping[str, Any] | None = None
 
     @property
     def host(self) -> str:
@@ -111,6 +120,7 @@ class DockerService:
     def _forget_daemon(self) -> None:
         """The clients were dropped: the daemon behind them may be another one now."""
         self._daemon = None
+        self._engine_info = None
 
     def prefetch(self) -> None:
         """Send the first poll's requests now, from a worker thread, so the daemon answers while
@@ -333,19 +343,31 @@ class DockerService:
     ) -> str:
         """The bytes of files in the image's layers, from the layer directories or the export
         (see `layer_bytes`); `choice` forces one (`ContentsUnavailable` when it cannot be used)."""
-        return await self._pool.run_long(
-            lambda client: read_layer_files(
-                client,
-                image_id,
-                wanted,
-                open_sink,
-                host=self.connection.host,
-                container_id=container_id,
-                choice=choice,
-                cancel=cancel,
-                on_progress=on_progress,
-            )
-        )
+        failures = SinkFailures(open_sink)
+
+        def read(client: docker.APIClient) -> str:
+            # The daemon's `/info` (where its layer directories are) is asked once, not per file
+            # shown: Podman takes a third of a second to answer it.
+            daemon = Daemon(client, self.connection.host, self._engine_info)
+            try:
+                return read_layer_files(
+                    daemon,
+                    image_id,
+                    wanted,
+                    failures,
+                    container_id=container_id,
+                    choice=choice,
+                    cancel=cancel,
+                    on_progress=on_progress,
+                )
+            finally:
+                self._engine_info = daemon.known_info
+
+        try:
+            return await self._pool.run_long(read)
+        except Exception:
+            failures.raise_kept()
+            raise
 
     async def container_detail(self, container: ContainerSummary) -> ContainerDetail:
         """Inspect, writable layer and image of one container; never cached, since the writable

@@ -1062,6 +1062,8 @@ def read_layer(chunks: Iterable[bytes], *, cancel: threading.Event | None = None
 
 # Bytes moved at a time from a spool file into the sinks.
 _REPLAY_CHUNK = 1 << 20
+# A layer's spooled members are kept in memory up to this size, on disk beyond.
+_SPOOL_MEMORY = 4 << 20
 
 
 class _Opened:
@@ -1087,6 +1089,11 @@ class _Delivery:
     def __init__(self, sinks: list[_Opened]) -> None:
         self._sinks = sinks
 
+    @property
+    def wanting(self) -> bool:
+        """Whether a sink still wants bytes."""
+        return bool(self._sinks)
+
     def feed(self, data: memoryview) -> None:
         wanting = []
         for sink in self._sinks:
@@ -1103,29 +1110,45 @@ class _Delivery:
 
 
 class _Spool:
-    """A wanted member of a layer not yet known, written to an unlinked temporary file until the
-    layer's digest says which layer it is (memory stays one chunk whatever its size)."""
+    """The wanted members of a layer not yet known, one after the other in one temporary file (in
+    memory up to _SPOOL_MEMORY, then on disk) until the layer's digest says which layer it is: one
+    file per layer however many members, and memory bounded whatever their sizes."""
 
-    def __init__(self, size: int) -> None:
-        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the layer that holds it)
-        self.size = size
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 (closed by `discard`)
+        # path: (the size its header gives, where its bytes start, how many were written)
+        self.members: dict[str, tuple[int, int, int]] = {}
+        self._current = ""
+
+    def member(self, path: str, size: int) -> _Sink:
+        self.members[path] = (size, self._file.tell(), 0)
+        self._current = path
+        return self
 
     def feed(self, data: memoryview) -> None:
-        self.file.write(data)
+        self._file.write(data)
+        size, offset, written = self.members[self._current]
+        self.members[self._current] = (size, offset, written + len(data))
 
-    def close(self) -> None:
-        pass
-
-    def replay(self, sinks: list[_Opened], cancel: threading.Event | None) -> None:
+    def replay(self, path: str, sinks: list[_Opened], cancel: threading.Event | None) -> None:
+        _, offset, left = self.members[path]
         delivery = _Delivery(sinks)
-        self.file.seek(0)
-        while delivery._sinks:
+        self._file.seek(offset)
+        while delivery.wanting and left:
             check_cancel(cancel)
-            data = self.file.read(_REPLAY_CHUNK)
+            data = self._file.read(min(_REPLAY_CHUNK, left))
             if not data:
                 break
+            left -= len(data)
             delivery.feed(memoryview(data))
         delivery.close()
+
+    def close(self) -> None:
+        """Nothing to do at the end of a member: the file is dropped with `discard`."""
+
+    def discard(self) -> None:
+        self._file.close()
+        self.members.clear()
 
 
 class _MemberParser(_TarParser):
@@ -1156,31 +1179,28 @@ class _FileLayer:
         self._reading = reading
         self._path = path
         self._indexes = indexes
-        self._spools: dict[str, _Spool] = {}
+        self._spool = _Spool()
         self._reader = _LayerReader(head, reading.cancel, _MemberParser(self._open_member, reading.cancel))
         self._reader.feed(memoryview(head))
 
     def _open_member(self, path: str, size: int) -> _Sink | None:
         if self._indexes is not None:
             return self._reading.deliver(self._indexes, path, size)
-        if path in self._spools or not self._reading.wanted_somewhere(path):
+        if path in self._spool.members or not self._reading.wanted_somewhere(path):
             return None
-        spool = self._spools[path] = _Spool(size)
-        return spool
+        return self._spool.member(path, size)
 
     def feed(self, data: memoryview) -> None:
         self._reader.feed(data)
 
     def close(self) -> None:
         try:
-            self._reading.layer_end(self._path, self._indexes, self._reader.end(), self._spools)
+            self._reading.layer_end(self._path, self._indexes, self._reader.end(), self._spool)
         finally:
             self.discard()
 
     def discard(self) -> None:
-        for spool in self._spools.values():
-            spool.file.close()
-        self._spools.clear()
+        self._spool.discard()
 
 
 class _FileReading(_ExportParser):
@@ -1192,6 +1212,7 @@ class _FileReading(_ExportParser):
         wanted: Mapping[int, Collection[str]],
         open_sink: SinkOpener,
         cancel: threading.Event | None,
+        layer_paths: Mapping[str, Sequence[int]] | None,
     ) -> None:
         super().__init__(cancel, None)
         self._diff_ids = list(diff_ids)
@@ -1202,6 +1223,8 @@ class _FileReading(_ExportParser):
         for index, diff_id in enumerate(self._diff_ids):
             self._by_hex.setdefault(diff_id.removeprefix("sha256:"), []).append(index)
         self._by_manifest: dict[str, tuple[int, ...]] | None = None
+        if layer_paths is not None:
+            self._by_manifest = {path: tuple(indexes) for path, indexes in layer_paths.items()}
         self._layers: list[_FileLayer] = []
         self.layers_seen = 0
 
@@ -1269,7 +1292,7 @@ class _FileReading(_ExportParser):
         sinks = self._sinks_for(indexes, path, size)
         return _Delivery(sinks) if sinks else None
 
-    def layer_end(self, path: str, indexes: tuple[int, ...] | None, digest: str, spools: Mapping[str, _Spool]) -> None:
+    def layer_end(self, path: str, indexes: tuple[int, ...] | None, digest: str, spool: _Spool) -> None:
         if indexes is not None:
             if any(self._diff_ids[index] != digest for index in indexes):
                 raise ExportFormatError(f"layer {_quote(path)} does not hash to the diff id its name says")
@@ -1277,10 +1300,10 @@ class _FileReading(_ExportParser):
                 self._pending.pop(index, None)
             return
         matched = tuple(index for index, diff_id in enumerate(self._diff_ids) if diff_id == digest)
-        for member, spool in spools.items():
-            sinks = self._sinks_for(matched, member, spool.size)
+        for member, (size, _, _) in spool.members.items():
+            sinks = self._sinks_for(matched, member, size)
             if sinks:
-                spool.replay(sinks, self.cancel)
+                spool.replay(member, sinks, self.cancel)
         for index in matched:
             self._pending.pop(index, None)
 
@@ -1300,19 +1323,23 @@ def read_export_files(
     *,
     cancel: threading.Event | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    layer_paths: Mapping[str, Sequence[int]] | None = None,
 ) -> None:
     """Hand the bytes of the wanted files of an image export (`GET /images/{id}/get`) to sinks.
 
     `diff_ids` is the image's `RootFS.Layers`; `wanted` maps a layer index to paths in that layer
     (regular members; a hard link's data is under the name it links to). Returns as soon as every
     wanted file has been handed over or its layer has passed without it, leaving the rest of the
-    stream unread (the caller closes it). A layer the export names as a diff id (newer Docker, Podman)
-    has its files handed over as they stream by; one it does not name (the legacy layout, whose
-    manifest comes last, or compressed blobs) is identified by its digest when it ends, its wanted
-    files spooled to a temporary file meanwhile. Raises `ExportFormatError` for a stream that cannot
-    be read or lacks a wanted layer, `ReadCancelled` once `cancel` is set. `on_progress(layers
-    seen, bytes read)` runs after each chunk. Every sink opened is closed, also on failure."""
-    reading = _FileReading(diff_ids, wanted, open_sink, cancel)
+    stream unread (the caller closes it). A layer the export names before its bytes (by a blob name
+    that is a diff id: newer Docker, Podman; or by a manifest that came first) has its files handed
+    over as they stream by, and a sink that has enough ends the read there; one it does not name
+    (the legacy layout, whose manifest comes last, or compressed blobs) is identified by its digest
+    when it ends, its wanted files spooled meanwhile (in memory up to a few MiB, then to a temporary
+    file). Raises `ExportFormatError` for a stream that cannot be read or lacks a wanted layer,
+    `ReadCancelled` once `cancel` is set. `on_progress(layers seen, bytes read)` runs after each
+    chunk. `layer_paths` names the member of each layer when the caller knows it (an archive's
+    manifest). Every sink opened is closed, also on failure."""
+    reading = _FileReading(diff_ids, wanted, open_sink, cancel, layer_paths)
     done = 0
     try:
         if reading.done:

@@ -47,6 +47,48 @@ class ContentSink(Protocol):
 SinkOpener = Callable[[int, str, int], ContentSink]
 
 
+class SinkFailures:
+    """A `SinkOpener` that passes on another's sinks and keeps the first exception one of them (or
+    the opener) raised: a source raises that one as it was, not as a failure of its own (a full
+    disk while extracting is not an unreachable daemon)."""
+
+    def __init__(self, open_sink: SinkOpener) -> None:
+        self._open_sink = open_sink
+        self.error: BaseException | None = None
+
+    def __call__(self, layer: int, path: str, size: int) -> ContentSink:
+        try:
+            return _Watched(self._open_sink(layer, path, size), self)
+        except BaseException as error:
+            self.error = self.error or error
+            raise
+
+    def raise_kept(self) -> None:
+        """Raise the kept exception, if any."""
+        if self.error is not None:
+            raise self.error
+
+
+class _Watched:
+    def __init__(self, sink: ContentSink, failures: SinkFailures) -> None:
+        self._sink = sink
+        self._failures = failures
+
+    def write(self, data: bytes | memoryview) -> bool:
+        try:
+            return self._sink.write(data)
+        except BaseException as error:
+            self._failures.error = self._failures.error or error
+            raise
+
+    def close(self) -> None:
+        try:
+            self._sink.close()
+        except BaseException as error:
+            self._failures.error = self._failures.error or error
+            raise
+
+
 class FileNotReadable(Exception):
     """The path has no bytes to show as of that layer: not there, a directory or device, a
     symlink that leads nowhere or loops. The message says which, in plain words."""

@@ -20,13 +20,13 @@ import os
 import posixpath
 import stat
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import docker
 from docker.errors import NotFound
 
-from dockerscope.service.export_reader import ExportFormatError, read_export_files, read_layer_members
+from dockerscope.service.export_reader import read_export_files, read_layer_members
 from dockerscope.service.file_reading import ContentSink, SinkOpener
 from dockerscope.service.layer_contents import (
     EXPORT_CHUNK_SIZE,
@@ -35,6 +35,7 @@ from dockerscope.service.layer_contents import (
     SourceChoice,
     diff_ids,
     read_export_stream,
+    read_watched,
 )
 from dockerscope.service.layer_files import ProgressCallback, ReadProgress, check_cancel
 from dockerscope.service.overlay_reader import overlay_driver, overlay_layer_dirs
@@ -57,12 +58,13 @@ def open_layer_file(root_fd: int, path: str) -> int | None:
     parts = path.split("/")
     if any(part in ("", ".", "..") or "\0" in part for part in parts):
         return None
-    opened: list[int] = []
+    directory = root_fd
     try:
-        directory = root_fd
         for part in parts[:-1]:
-            directory = os.open(part, _DIR_FLAGS, dir_fd=directory)
-            opened.append(directory)
+            child = os.open(part, _DIR_FLAGS, dir_fd=directory)
+            if directory != root_fd:
+                os.close(directory)  # one directory open at a time, however deep the path
+            directory = child
         # lstat first: opening a device node can do things a read must not.
         listed = os.stat(parts[-1], dir_fd=directory, follow_symlinks=False)
         if not stat.S_ISREG(listed.st_mode):
@@ -73,8 +75,8 @@ def open_layer_file(root_fd: int, path: str) -> int | None:
             return None
         raise
     finally:
-        for descriptor in opened:
-            os.close(descriptor)
+        if directory != root_fd:
+            os.close(directory)
     found = os.fstat(fd)
     if not stat.S_ISREG(found.st_mode) or (found.st_dev, found.st_ino) != (listed.st_dev, listed.st_ino):
         os.close(fd)  # replaced between the two looks
@@ -122,14 +124,18 @@ def _read_from_directories(
                 try:
                     fd = open_layer_file(roots[index], path)
                 except OSError as error:
-                    raise ContentsUnavailable(f"cannot open /{path} in layer {index + 1}: {error.strerror}") from None
+                    raise ContentsUnavailable(
+                        f"cannot open /{path} in layer {index + 1}: {error.strerror or error}"
+                    ) from None
                 if fd is None:
                     continue
                 try:
                     sink = open_sink(index, path, os.fstat(fd).st_size)
                     done += copy_to_sink(fd, sink, cancel)
                 except OSError as error:
-                    raise ContentsUnavailable(f"cannot read /{path} in layer {index + 1}: {error.strerror}") from None
+                    raise ContentsUnavailable(
+                        f"cannot read /{path} in layer {index + 1}: {error.strerror or error}"
+                    ) from None
                 finally:
                     os.close(fd)
             if on_progress is not None:
@@ -149,6 +155,8 @@ def _read_image_files(
     cancel: threading.Event | None,
     on_progress: ProgressCallback | None,
 ) -> str:
+    """Files of the image's layers from their directories, else (a directory gone, or not
+    readable here) from the export; where they came from."""
     graph_driver = inspect.get("GraphDriver")
     if choice is not SourceChoice.EXPORT:
         root = daemon.overlay_root()
@@ -161,7 +169,7 @@ def _read_image_files(
                 return overlay_driver(graph_driver)
             except OSError as error:
                 if choice is SourceChoice.OVERLAY:
-                    raise ContentsUnavailable(f"cannot open a layer directory: {error.strerror}") from error
+                    raise ContentsUnavailable(f"cannot open a layer directory: {error.strerror or error}") from error
     size = inspect.get("Size")
     total = size if isinstance(size, int) and size > 0 else None
 
@@ -169,7 +177,7 @@ def _read_image_files(
         if on_progress is not None:
             on_progress(ReadProgress(min(layers_seen, len(layers)), len(layers), bytes_done, total))
 
-    def read(chunks: Any) -> None:
+    def read(chunks: Iterator[bytes]) -> None:
         read_export_files(chunks, layers, wanted, open_sink, cancel=cancel, on_progress=report)
 
     read_export_stream(daemon.client, text(inspect.get("Id")), cancel, read)
@@ -182,60 +190,86 @@ def _read_writable(
     index: int,
     paths: Collection[str],
     open_sink: SinkOpener,
+    choice: SourceChoice,
     cancel: threading.Event | None,
 ) -> str:
     """Files of a container's writable layer: from its overlay upper directory when it passes the
-    checks, else one archive request per file."""
+    checks (and `choice` is not EXPORT), else one archive request per file."""
     graph_driver = container.get("GraphDriver")
-    root = daemon.overlay_root()
+    root = daemon.overlay_root() if choice is not SourceChoice.EXPORT else None
+    upper = None
     if isinstance(graph_driver, Mapping) and isinstance(graph_driver.get("Data"), Mapping) and root is not None:
         only_upper = {"Name": graph_driver.get("Name"), "Data": {"UpperDir": graph_driver["Data"].get("UpperDir")}}
         upper = overlay_layer_dirs(only_upper, 1, root)
-        if upper is not None:
-            try:
-                _read_from_directories({index: upper[0]}, {index: paths}, open_sink, cancel, None)
-                return f"{overlay_driver(graph_driver)} upper dir"
-            except OSError:
-                pass  # the container was removed meanwhile: its archive says so clearly
+    if upper is None and choice is SourceChoice.OVERLAY:
+        raise ContentsUnavailable("the container's overlay upper directory is not readable here")
+    if upper is not None:
+        try:
+            _read_from_directories({index: upper[0]}, {index: paths}, open_sink, cancel, None)
+            return f"{overlay_driver(graph_driver)} upper dir"
+        except OSError as error:
+            # The container was removed meanwhile: its archive request says so clearly.
+            if choice is SourceChoice.OVERLAY:
+                raise ContentsUnavailable(
+                    f"cannot open the container's upper directory: {error.strerror or error}"
+                ) from error
     container_id = text(container.get("Id"))
     for path in paths:
         check_cancel(cancel)
         try:
-            stream, _ = daemon.client.get_archive(container_id, "/" + path, chunk_size=EXPORT_CHUNK_SIZE)
+            read_watched(
+                daemon.client,
+                cancel,
+                _archive_request(daemon.client, container_id, path),
+                _member_reader(open_sink, index, path, cancel),
+                f"the container's archive of /{path}",
+            )
         except NotFound as error:
             if "no such container" in text(error.explanation).lower():
                 raise
-            continue  # the path is gone from the container: no sink
-        try:
-            read_layer_members(stream, [posixpath.basename(path)], _opener(open_sink, index, path), cancel=cancel)
-        except ExportFormatError as error:
-            raise ContentsUnavailable(f"the container's archive of /{path} could not be read: {error}") from None
-        finally:
-            stream.close()
+            # The path is gone from the container: no sink.
     return "container archive"
 
 
-def _opener(open_sink: SinkOpener, index: int, path: str) -> Callable[[str, int], ContentSink]:
-    """Opens the sink of `path` in layer `index` for the one member of its archive."""
-    return lambda _member, size: open_sink(index, path, size)
+def _archive_request(client: docker.APIClient, container_id: str, path: str) -> Callable[[], Iterator[bytes]]:
+    """`GET /containers/{id}/archive?path=/path`: a tar of that one file."""
+
+    def request() -> Iterator[bytes]:
+        stream, _ = client.get_archive(container_id, "/" + path, chunk_size=EXPORT_CHUNK_SIZE)
+        return cast(Iterator[bytes], stream)
+
+    return request
+
+
+def _member_reader(
+    open_sink: SinkOpener, index: int, path: str, cancel: threading.Event | None
+) -> Callable[[Iterator[bytes]], None]:
+    """Reads the archive of `path` (a tar holding it under its base name) into its sink."""
+
+    def open_member(_member: str, size: int) -> ContentSink:
+        return open_sink(index, path, size)
+
+    def read(chunks: Iterator[bytes]) -> None:
+        read_layer_members(chunks, [posixpath.basename(path)], open_member, cancel=cancel)
+
+    return read
 
 
 def read_layer_files(
-    client: docker.APIClient,
+    daemon: Daemon,
     image_id: str,
     wanted: Mapping[int, Collection[str]],
     open_sink: SinkOpener,
     *,
-    host: str,
     container_id: str | None = None,
     choice: SourceChoice = SourceChoice.AUTO,
     cancel: threading.Event | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> str:
     """`ImageSource.read_layer_files` for a daemon (see there). Blocking: run it in a thread.
-    `choice` forces a source for the image's layers (`OVERLAY` raises ContentsUnavailable where
-    the directories cannot be read)."""
-    daemon = Daemon(client, host)
+    `choice` forces a source: `EXPORT` the export stream and the container archive endpoint,
+    `OVERLAY` the layer directories (ContentsUnavailable where they cannot be read)."""
+    client = daemon.client
     container = client.inspect_container(container_id) if container_id is not None else None
     inspect = client.inspect_image(image_id)
     layers = diff_ids(inspect)
@@ -251,5 +285,5 @@ def read_layer_files(
         sources.append(_read_image_files(daemon, inspect, layers, image_wanted, open_sink, choice, cancel, on_progress))
     writable = wanted.get(len(layers))
     if container is not None and writable:
-        sources.append(_read_writable(daemon, container, len(layers), writable, open_sink, cancel))
+        sources.append(_read_writable(daemon, container, len(layers), writable, open_sink, choice, cancel))
     return ", ".join(sources)

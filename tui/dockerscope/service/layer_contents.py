@@ -95,10 +95,15 @@ class Daemon:
     """What reading layers needs to know about the daemon at `host`, from one `GET /info` asked
     only when needed and at most once."""
 
-    def __init__(self, client: docker.APIClient, host: str) -> None:
+    def __init__(self, client: docker.APIClient, host: str, info: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.host = host
-        self._info: Mapping[str, Any] | None = None
+        self._info: Mapping[str, Any] | None = info
+
+    @property
+    def known_info(self) -> Mapping[str, Any] | None:
+        """The `/info` answer, once asked (or given): a caller may keep it for the next `Daemon`."""
+        return self._info
 
     @property
     def local(self) -> bool:
@@ -282,19 +287,34 @@ def read_export_stream(
     cancel: threading.Event | None,
     read: Callable[[Iterator[bytes]], T],
 ) -> T:
-    """`read` over the image's export stream (`GET /images/{id}/get`) under the export watchdog.
-    A read that returns before the end of the stream hangs its request up. A stall, or a stream
-    `read` cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so."""
+    """`read` over the image's export stream (`GET /images/{id}/get`); see `read_watched`."""
+    return read_watched(
+        client, cancel, lambda: client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE), read, "the image export"
+    )
+
+
+def read_watched(
+    client: docker.APIClient,
+    cancel: threading.Event | None,
+    request: Callable[[], Iterator[bytes]],
+    read: Callable[[Iterator[bytes]], T],
+    what: str,
+) -> T:
+    """`read` over the stream `request` opens (on `client`), under the export watchdog. A read
+    that returns before the end of the stream hangs its request up. A stall, or a stream `read`
+    cannot parse (`ExportFormatError`), raises `ContentsUnavailable` saying so (`what` names it)."""
     watchdog = export_watch.ExportWatchdog(client, cancel)
     try:
         with watchdog:
-            stream = client.get_image(image_id, chunk_size=EXPORT_CHUNK_SIZE)
+            stream = request()
             try:
                 return read(watchdog.watch(stream))
             finally:
                 if not watchdog.ended:
                     watchdog.hang_up()
-                stream.close()
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
     except ReadCancelled:
         raise
     except Exception as error:
@@ -304,7 +324,7 @@ def read_export_stream(
             stall = f"the daemon sent nothing for {export_watch.EXPORT_STALL_SECONDS:g} s; the read was given up"
             raise ContentsUnavailable(stall) from error
         if isinstance(error, ExportFormatError):
-            raise ContentsUnavailable(f"the image export could not be read: {error}") from error
+            raise ContentsUnavailable(f"{what} could not be read: {error}") from error
         raise
 
 
