@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import platform
+import subprocess
 import tarfile
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -19,7 +22,7 @@ from textual.widgets import Static
 
 from apphelpers import SIZE, highlight_container, highlight_image, layer_table, wait_until
 from conftest import CHANGES_CONTAINER, WASTE_IMAGE
-from dockerscope.service import Connection, DockerService
+from dockerscope.service import Connection, DockerService, open_archive
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.file_tree import FileTree
@@ -289,3 +292,19 @@ async def test_escape_while_the_file_is_read_cancels_and_goes_back(service: Dock
         await pilot.pause(0.2)
         assert isinstance(app.screen, LayerContentsScreen) and not app._notifications
     slow.close()
+
+
+async def test_a_saved_archive_shows_the_same_bytes(api: docker.APIClient, docker_host: str, tmp_path: Path) -> None:
+    saved = tmp_path / "waste.tar"
+    subprocess.run(
+        ["docker", "save", "-o", str(saved), WASTE_IMAGE], check=True, env={**os.environ, "DOCKER_HOST": docker_host}
+    )
+    app = create_app(open_archive(str(saved)), interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_layer(pilot, app, WASTE_IMAGE, "version-two")
+        view = await open_file(pilot, app, "data/big.bin")
+        assert "the last version before layer 4 removed it" in title(view) and "read from archive" in title(view)
+        assert shown(view)[0] == "00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|"
+        await pilot.press("escape")
+        view = await open_file(pilot, app, "data/keep/config")
+        assert shown(view) == numbered(["version-two"])
