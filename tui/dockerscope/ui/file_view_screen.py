@@ -321,6 +321,8 @@ class TextLines:
         self.gutter = len(str(max(self.count, 1))) + 3
         self.highlighted: list[Text] = []
         self.lexer: Lexer | None = None
+        # Yields the highlighted lines after those in `highlighted`; None when done or failed.
+        self.highlighter: Iterator[Text] | None = None
 
     def line(self, index: int) -> Text:
         body: Text = (
@@ -367,20 +369,18 @@ class ContentView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.lines: LineSource = HexLines(b"")
         self._strips: LRUCache[int, Strip] = LRUCache(1024)
-        self._highlighter: Iterator[Text] | None = None
         self._step_timer: Timer | None = None
 
     def show(self, lines: LineSource) -> None:
         self.lines = lines
         self._strips.clear()
-        self._highlighter = None
         self.virtual_size = Size(lines.gutter + lines.width, lines.count)
         self.scroll_to(0, 0, animate=False)
         self.refresh()
         if isinstance(lines, TextLines) and lines.count and lines.lexer is None:
             self.call_after_refresh(self._find_lexer, lines)
-        elif isinstance(lines, TextLines) and lines.lexer is not None:
-            self._start_highlighting(lines, lines.lexer)
+        elif isinstance(lines, TextLines) and lines.highlighter is not None:
+            self._highlight_step()  # shown before (text, hex, text again): it goes on where it was
 
     def shown_lines(self) -> list[str]:
         """The lines on screen, as plain text (for tests and benchmarks)."""
@@ -416,25 +416,18 @@ class ContentView(ScrollView, can_focus=True):
             self.post_message(LexerChosen(lines, *chosen))
 
     def on_lexer_chosen(self, message: LexerChosen) -> None:
-        message.lines.lexer = message.lexer
-        if message.lines is self.lines:
-            self._start_highlighting(message.lines, message.lexer)
-
-    def _start_highlighting(self, lines: TextLines, lexer: Lexer) -> None:
-        done = len(lines.highlighted)
-        if done < lines.count:
-            highlighter = highlight(lexer, lines.lines)
-            for _ in range(done):  # shown before (text, hex, text again): lexed again up to there
-                next(highlighter, None)
-            self._highlighter = highlighter
+        lines = message.lines
+        lines.lexer, lines.highlighter = message.lexer, highlight(message.lexer, lines.lines)
+        if lines is self.lines:
             self._highlight_step()
 
     def _highlight_step(self) -> None:
         """Lex for up to HIGHLIGHT_SLICE seconds, until the lines in view and a margin are done."""
         self._step_timer = None
-        lines, highlighter = self.lines, self._highlighter
-        if not isinstance(lines, TextLines) or highlighter is None:
+        lines = self.lines
+        if not isinstance(lines, TextLines) or lines.highlighter is None:
             return
+        highlighter = lines.highlighter
         wanted = min(self.scroll_offset.y + self.size.height + HIGHLIGHT_MARGIN, lines.count)
         done = first = len(lines.highlighted)
         deadline = time.perf_counter() + HIGHLIGHT_SLICE
@@ -443,17 +436,18 @@ class ContentView(ScrollView, can_focus=True):
                 lines.highlighted.append(next(highlighter))
                 done += 1
         except Exception:  # the end of the lines, or a lexer failing on hostile text: the rest stays plain
-            self._highlighter = None
+            lines.highlighter = None
         for index in range(first, done):
             self._strips.discard(index)
         if done > first:
             self.refresh()
-        if self._highlighter is not None and done < wanted:
+        if lines.highlighter is not None and done < wanted:
             self._step_timer = self.set_timer(HIGHLIGHT_PAUSE, self._highlight_step)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        if self._highlighter is not None and self._step_timer is None:
+        lines = self.lines
+        if isinstance(lines, TextLines) and lines.highlighter is not None and self._step_timer is None:
             self._highlight_step()
 
 
