@@ -157,6 +157,7 @@ async def test_a_symlink_shows_its_target_and_a_hard_link_the_bytes_it_shares(ap
         view = await open_file(pilot, app, "data/keep/config.link")
         assert shown(view) == numbered(["v1"])  # linked to the layer 3 config, which layer 4 replaced
         assert "written by layer 3" in title(view)
+        assert "hard link to /data/keep/config: the bytes it shares" in title(view)
 
 
 async def test_a_binary_shows_a_hex_dump_its_type_and_the_first_mib(app: DockerscopeApp, api: docker.APIClient) -> None:

@@ -605,6 +605,10 @@ class FileViewScreen(Screen[None]):
         if version.followed:
             text.append("\nsymlinks followed: ", style="dim")
             text.append_text(plain(", ".join(version.followed), max_chars=400))
+        if version.member != version.path:
+            text.append("\nhard link to ", style="dim")
+            text.append_text(plain("/" + version.member, max_chars=300))
+            text.append(": the bytes it shares", style="dim")
         if contents is not None and contents.truncated:
             text.append(f"\nshowing the first {mib(len(contents.data))} of {mib(contents.size)}", style="yellow")
         return text
