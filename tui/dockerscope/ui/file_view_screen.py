@@ -2,8 +2,8 @@
 
 Text gets line numbers and syntax highlighting chosen by the file's name or its `#!` line (never
 by guessing from the contents), binary data a hex dump with the type its magic bytes name. The
-view makes a line only when it scrolls into sight, and highlighting runs in a thread while the
-plain text is already shown, so a MiB of text or 65,000 hex lines open at once. File contents are
+view makes a line only when it scrolls into sight, and highlighting follows the view in short
+slices while the plain text is already shown, so a MiB of text or 65,000 hex lines open at once. File contents are
 hostile: every line is sanitised (control characters, escape sequences and bidi marks shown as
 escapes) and nothing is read as markup.
 """
