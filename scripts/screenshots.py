@@ -37,6 +37,7 @@ from dockerscope.ui.connection_screen import ConnectionScreen
 from dockerscope.ui.container_list import ContainerList
 from dockerscope.ui.extract_screen import ExtractScreen
 from dockerscope.ui.file_tree import FileTree
+from dockerscope.ui.file_view_screen import ContentView, FileViewScreen
 from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.image_list import ImageList
 from dockerscope.ui.inspect_tree import InspectTree
@@ -151,6 +152,21 @@ async def extract_dialog(pilot: Pilot[None], app: DockerscopeApp) -> None:
             and "file" in str(app.screen.query_one("#extract-what", Static).render())
         ),
     )
+
+
+async def file_view(pilot: Pilot[None], app: DockerscopeApp) -> None:
+    """The filesystem as of the waste image's layer 4, and Enter on a symlink: the file it leads to."""
+    await layer_contents(pilot, app, "a")
+    tree = app.screen.query_one(FileTree)
+    for _ in range(100):
+        node = tree.cursor_node
+        data = node.data if node is not None else None
+        if data is not None and data.path == "data/config.symlink":
+            break
+        bin_open = node is not None and node.is_expanded and data is not None and data.path == "bin"
+        await pilot.press("space" if bin_open else "j")  # close bin/ and its 400 links
+    await pilot.press("enter")
+    await settle(pilot, lambda: isinstance(app.screen, FileViewScreen) and app.screen.query_one(ContentView).display)
 
 
 async def base_image(pilot: Pilot[None], app: DockerscopeApp) -> None:
@@ -279,6 +295,7 @@ SCENES: dict[str, tuple[Scene, str]] = {
     "layer-changes": (layer_changes, DAEMON),
     "layer-filesystem": (layer_filesystem, DAEMON),
     "extract": (extract_dialog, DAEMON),
+    "file-view": (file_view, DAEMON),
     "base-image": (base_image, DAEMON),
     "inspect-config": (inspect_config, DAEMON),
     "hostile-labels-in-layers": (hostile_layers, DAEMON),

@@ -39,6 +39,10 @@ SAFE_HELPERS = {
     "relative_time": "formats a datetime",
     "changes_summary": "layer_table: three counts of a writable layer's changes",
     "details": "file_tree: an entry's size, mode and uid:gid, all numbers",
+    "mode_and_owner": "file_tree: an entry's mode bits and uid:gid, numbers",
+    "hex_line": "file_view_screen: an offset, hex digits and printable ASCII (0x20-0x7e) only",
+    "line_number": "file_view_screen: a right-aligned line number",
+    "mib": "file_view_screen: formats a byte count",
     "json.dumps": "ensure_ascii (checked to be on) escapes every control and non-ASCII character",
 }
 # Helpers that format a number with a word the caller passes: that word must be safe itself.

@@ -54,6 +54,7 @@ from dockerscope.ui.diff_lines import DiffLines
 from dockerscope.ui.extract_screen import ExtractScreen
 from dockerscope.ui.file_diff_screen import FileDiffScreen
 from dockerscope.ui.file_tree import FileTree
+from dockerscope.ui.file_view_screen import ContentView, FileViewScreen
 from dockerscope.ui.help_screen import HelpScreen
 from dockerscope.ui.host_list_screen import HostListScreen
 from dockerscope.ui.inspect_tree import InspectTree
@@ -458,6 +459,7 @@ async def _layer_contents(tour: Tour, app: DockerscopeApp) -> None:
     await tour.press("k", "j", "enter")
     await tour.until(lambda: contents_shown(app))
     assert isinstance(app.focused, FileTree)
+    await _file_view(tour, app, app.focused, "data/keep/config")
     await tour.press("j", "k", "a", "s", "slash")
     await tour.type_text("conf")
     await tour.press("enter", "slash", "escape", "left_square_bracket", "right_square_bracket", "w")
@@ -487,6 +489,16 @@ async def _extract(tour: Tour, app: DockerscopeApp) -> None:
         await tour.press("enter")
         await tour.until(lambda: app.screen is contents)
         assert os.path.lexists(os.path.join(where, "out"))
+
+
+async def _file_view(tour: Tour, app: DockerscopeApp, tree: FileTree, path: str) -> None:
+    """Enter on a file of the tree, every key of the file view, and back."""
+    while tree.cursor_node is None or tree.cursor_node.data is None or tree.cursor_node.data.path != path:
+        await tour.press("j")
+    await tour.press("enter")
+    await tour.until(lambda: isinstance(app.screen, FileViewScreen) and app.screen.query_one(ContentView).display)
+    await tour.press("j", "k", "G", "g", "h", "h", "escape")
+    await tour.until(lambda: isinstance(app.screen, LayerContentsScreen))
 
 
 async def _writable_layer(tour: Tour, app: DockerscopeApp) -> None:

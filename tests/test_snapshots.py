@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,10 +17,13 @@ from textual.widgets import Static
 
 from apphelpers import highlight_image, inspect_tree, layer_table, wait_until, wait_until_live
 from dockerscope import clock
-from dockerscope.service import Connection, DockerService
+from dockerscope.service import Connection, DockerService, SourceCapabilities, file_reading
+from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.compare_screen import CompareScreen
 from dockerscope.ui.connection_screen import ConnectionScreen
+from dockerscope.ui.file_tree import FileTree
+from dockerscope.ui.file_view_screen import ContentView, TextLines
 from recorded_daemon import RecordedDaemon, load_recording
 
 TERMINAL = (140, 40)
@@ -113,3 +118,55 @@ def test_comparison_of_two_images_on_one_base(snap_compare: SnapCompare, recorde
         await pilot.pause()
 
     assert snap_compare(recorded_app, terminal_size=TERMINAL, run_before=_then(_loaded, compare))
+
+
+class DemoWithBytes:
+    """The packaged demo with the bytes of one file its build script wrote (scripts/build-demo.sh):
+    a source with file contents and nothing that changes from run to run."""
+
+    WORK_SH = b'#!/bin/sh\nwhile read -r job; do echo "done: $job"; done\n'
+
+    def __init__(self) -> None:
+        self._demo = demo_source()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._demo, name)
+
+    @property
+    def capabilities(self) -> SourceCapabilities:
+        return replace(self._demo.capabilities, file_contents=True)
+
+    async def read_layer_files(self, image_id: str, wanted: Any, open_sink: Any, **kwargs: Any) -> str:
+        for layer, paths in wanted.items():
+            for path in paths:
+                if path == "usr/local/bin/work.sh":
+                    sink = open_sink(layer, path, len(self.WORK_SH))
+                    sink.write(self.WORK_SH)
+                    sink.close()
+        return "demo"
+
+
+def test_file_view(snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(file_reading, "time", SimpleNamespace(perf_counter=lambda: 0.0))
+    app = create_app(DemoWithBytes(), interval=3600)  # type: ignore[arg-type]
+
+    async def open_script(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, DockerscopeApp)
+        await highlight_image(pilot, pilot.app, "demo/worker:1")
+        await pilot.press("3")
+        table = layer_table(pilot.app)
+        while "work.sh" not in table.get_row_at(table.cursor_row)[-1].plain:
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query(FileTree)))
+        tree = pilot.app.screen.query_one(FileTree)
+        await wait_until(pilot, lambda: bool(tree.root.children))
+        while tree.cursor_node is None or tree.cursor_node.data is None or tree.cursor_node.data.is_dir:
+            await pilot.press("j")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query(ContentView)))
+        view = pilot.app.screen.query_one(ContentView)
+        await wait_until(pilot, lambda: isinstance(view.lines, TextLines) and len(view.lines.highlighted) == 2)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=TERMINAL, run_before=open_script)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from dockerscope.service import EntryType, FileStatus
+from dockerscope.service import EntryType, FileStatus, LayerEntry
 from dockerscope.ui.file_view import FileNode, FileView, SortOrder
 from dockerscope.ui.format import human_size, plain
 
@@ -32,8 +34,15 @@ TYPE_BITS = {
 }
 # Size, mode and owner, right-aligned; the name gets the rest of the line.
 DETAILS_WIDTH = 10 + 1 + 10 + 1 + 11
+# Enter opens a file (the file view) or a directory (expands it); a click does the same.
+OPEN = Binding("enter", "select_cursor", "Open file / directory", id="contents.open")
 # With this few nodes or less, a filter opens every directory that leads to a match.
 EXPAND_ALL_LIMIT = 400
+
+
+def mode_and_owner(entry: LayerEntry, between: str = " ") -> str:
+    """`-rw-r--r-- 0:0`: the mode bits as `ls -l` shows them and the owner's uid:gid."""
+    return f"{stat.filemode(TYPE_BITS[entry.type] | entry.mode)}{between}{entry.uid}:{entry.gid}"
 
 
 def details(node: FileNode, sizes_known: bool = True) -> str:
@@ -41,15 +50,22 @@ def details(node: FileNode, sizes_known: bool = True) -> str:
     if entry is None or not sizes_known:
         size = human_size(node.size) if node.status is FileStatus.REMOVED or node.is_dir else ""
         return f"{size:>10} {'':>10} {'':>11}"
-    owner = f"{entry.uid}:{entry.gid}"
-    return f"{human_size(node.size):>10} {stat.filemode(TYPE_BITS[entry.type] | entry.mode)} {owner[:11]:>11}"
+    mode, owner = mode_and_owner(entry).split(" ")
+    return f"{human_size(node.size):>10} {mode} {owner[:11]:>11}"
 
 
 class FileTree(Tree[FileNode]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        OPEN,
     ]
+
+    @dataclass
+    class FileChosen(Message):
+        """Enter on a row that is not a directory."""
+
+        node: FileNode
 
     def __init__(
         self,
@@ -102,6 +118,13 @@ class FileTree(Tree[FileNode]):
             found.append(node)
             stack.extend(node.children)
         return found
+
+    def action_select_cursor(self) -> None:
+        data = self.cursor_node.data if self.cursor_node is not None else None
+        if data is not None and not data.is_dir:
+            self.post_message(self.FileChosen(data))
+        else:
+            super().action_select_cursor()
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[FileNode]) -> None:
         node = event.node

@@ -3,6 +3,7 @@ layer, and the space the image wastes. Reading runs in a worker with a progress 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     FileChange,
+    FileNotReadable,
     FileStatus,
     ImageContents,
     ImageFiles,
@@ -27,10 +29,12 @@ from dockerscope.service import (
     ReadCancelled,
     ReadProgress,
     filesystem_at,
+    locate_file,
 )
 from dockerscope.ui.extract_screen import ExtractRequest, ExtractScreen
 from dockerscope.ui.file_tree import FileTree
-from dockerscope.ui.file_view import SortOrder, build_view
+from dockerscope.ui.file_view import FileNode, SortOrder, build_view
+from dockerscope.ui.file_view_screen import FileRequest, FileViewScreen, warm_up_lexers
 from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import counted, human_size, plain
 from dockerscope.ui.key_footer import KeyFooter
@@ -179,6 +183,8 @@ class LayerContentsScreen(Screen[None]):
         self.query_one("#contents-body").display = True
         self._show_wasted(contents.files)
         self._show_layer()
+        if self._source.capabilities.file_contents:
+            self.run_worker(warm_up_lexers, thread=True, group="lexers", description="warm up the lexers")
         self.set_focus(self.query_one(FileTree))
 
     def _show_layer(self) -> None:
@@ -204,6 +210,13 @@ class LayerContentsScreen(Screen[None]):
             self._filesystems[index] = filesystem_at(files, index)
         return self._filesystems[index]
 
+    def _instruction(self, index: int) -> str:
+        """What made layer `index`: its history instruction, or the container's writable layer."""
+        contents, target = self._contents, self._target
+        if target.container_id is not None and contents is not None and index == len(contents.files.layers) - 1:
+            return "container writable layer"
+        return (target.instructions or {}).get(index, "")
+
     def _title(self) -> Text:
         target, contents, index = self._target, self._contents, self._layer
         text = Text.assemble(("Layer contents of ", "bold"))
@@ -214,7 +227,7 @@ class LayerContentsScreen(Screen[None]):
         layer = layers[index]
         writable = target.container_id is not None and index == len(layers) - 1
         text.append(f" · layer {index + 1:d} of {len(layers)}", style="bold")
-        instruction = "container writable layer" if writable else (target.instructions or {}).get(index, "")
+        instruction = self._instruction(index)
         if instruction:
             text.append(" · ")
             text.append_text(plain(instruction, style="cyan", max_chars=200))
@@ -298,6 +311,44 @@ class LayerContentsScreen(Screen[None]):
 
     def action_focus_wasted(self) -> None:
         self.set_focus(self.query_one("#wasted-table", DataTable))
+
+    @on(FileTree.FileChosen)
+    def _file_chosen(self, event: FileTree.FileChosen) -> None:
+        self._open_file(event.node)
+
+    @work(group="locate", exclusive=True)
+    async def _open_file(self, node: FileNode) -> None:
+        """The file as this layer leaves it (a removed one: as the layer below left it) in the file
+        view; a path without contents only gets a notification."""
+        contents, index, target = self._contents, self._layer, self._target
+        if contents is None or index is None:
+            return
+        if not self._source.capabilities.file_contents:
+            self.app.notify(
+                "This source holds no file contents, only their listing.",
+                title="No contents to show",
+                severity="warning",
+                markup=False,
+            )
+            return
+        removed = node.status is FileStatus.REMOVED
+        try:
+            if removed and index == 0:
+                raise FileNotReadable(f"/{node.path} was removed by the first layer: no layer below holds it")
+            as_of = index - 1 if removed else index
+            version = await asyncio.to_thread(locate_file, contents.files, as_of, node.path)
+        except FileNotReadable as error:
+            self.app.notify(sanitize(str(error), max_chars=400), title="No contents to show", markup=False)
+            return
+        request = FileRequest(
+            image_id=target.image_id,
+            version=version,
+            layer_count=len(contents.files.layers),
+            written_by=self._instruction(version.layer),
+            container_id=target.container_id,
+            removed_in=index if removed else None,
+        )
+        self.app.push_screen(FileViewScreen(self._source, request))
 
     @on(FilterInput.Changed)
     def _filter_changed(self, event: FilterInput.Changed) -> None:
