@@ -108,7 +108,7 @@ async def test_equals_without_a_mark_says_how_to_mark(app: DockerscopeApp) -> No
 
 
 async def test_comparing_an_image_with_one_on_the_same_base(app: DockerscopeApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await compare(pilot, app, APP_IMAGE, REBUILT_IMAGE)
         title = text_of(app, "#compare-title")
         assert f"A {APP_IMAGE}" in title and f"B {REBUILT_IMAGE}" in title
@@ -142,7 +142,10 @@ async def test_comparing_an_image_with_one_on_the_same_base(app: DockerscopeApp)
         await pilot.press("slash", *"round", "enter")
         assert [row.split()[1] for row in tree_rows(app)] == ["round.txt"]
         assert "1 paths match" in text_of(app, "#files-summary")
-        await pilot.press("escape")
+        # Enter keeps the filter and goes back to the tree; it opens nothing.
+        assert app.focused is screen(app).query_one(FileTree)
+        assert isinstance(app.screen, CompareScreen)
+        assert not any("diff" in note.message for note in app._notifications)
         await pilot.press("escape")
         assert app.screen is app.explorer
 
