@@ -516,7 +516,9 @@ def build_plus(api: docker.APIClient) -> None:
         for name, data in files.items():
             _add_bytes(archive, name, data)
     context.seek(0)
-    for line in api.build(fileobj=context, custom_context=True, tag=PLUS_IMAGE, network_mode="none", decode=True):
+    for line in api.build(
+        fileobj=context, custom_context=True, tag=PLUS_IMAGE, network_mode="none", rm=True, forcerm=True, decode=True
+    ):
         if "error" in line:
             raise RuntimeError(line["error"])
 
