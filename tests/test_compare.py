@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,3 +225,40 @@ def test_diff_of_a_missing_image_is_one_line(docker_host: str, api: object, caps
     code, out, err = _diff(capsys, BASE_IMAGE, "dockerscope-test/no-such-image:1")
     assert code == 2 and out == ""
     assert err.startswith("dockerscope diff: ") and len(err.strip().splitlines()) == 1
+
+
+def test_diff_of_two_images_of_a_docker_save_equals_the_daemon_s(
+    docker_host: str, api: object, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    saved = tmp_path / "saved.tar"
+    subprocess.run(
+        ["docker", "save", "-o", str(saved), BASE_IMAGE, WASTE_IMAGE],
+        check=True,
+        env={**os.environ, "DOCKER_HOST": docker_host},
+    )
+    code, from_daemon, err = _diff(capsys, BASE_IMAGE, WASTE_IMAGE, "--json")
+    assert code == 0, err
+    code, from_archive, err = _diff(capsys, str(saved), BASE_IMAGE, WASTE_IMAGE, "--json")
+    assert code == 0, err
+    daemon_report, archive_report = json.loads(from_daemon), json.loads(from_archive)
+    for part in ("config", "files"):
+        assert archive_report[part] == daemon_report[part], part
+
+    def stacks(report: dict[str, Any]) -> dict[str, Any]:
+        """The layers without their sizes: an archive knows a layer's tar size, a daemon its
+        content's."""
+        layers = report["layers"]
+        return {
+            "diverges_at": layers["diverges_at"],
+            **{
+                side: [(layer["index"], layer["diff_id"], layer["instruction"]) for layer in layers[side]]
+                for side in ("shared", "a_only", "b_only")
+            },
+        }
+
+    assert stacks(archive_report) == stacks(daemon_report)
+    assert stacks(archive_report)["diverges_at"] == 2
+    assert archive_report["files"], "the waste image adds files to the base"
+    with pytest.raises(SystemExit) as exited:
+        diff.main([str(saved), BASE_IMAGE])
+    assert exited.value.code == 2 and "give A B, or FILE|DIR A B" in capsys.readouterr().err

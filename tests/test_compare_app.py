@@ -3,8 +3,11 @@ Space marks, `=` compares, the layers, config and files panes, Enter's diff of a
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -14,8 +17,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
 
 from apphelpers import SIZE, highlight_image, highlight_image_id, image_list, shown_names, wait_until
-from conftest import APP_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE
-from dockerscope.service import Connection, DockerService, ProgressCallback, ReadProgress
+from conftest import APP_IMAGE, BASE_IMAGE, IMPORTED_IMAGE, REBUILT_IMAGE, WASTE_IMAGE
+from dockerscope.service import Connection, DockerService, ProgressCallback, ReadProgress, open_archive
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.compare_screen import CompareScreen
 from dockerscope.ui.diff_lines import DiffLines
@@ -254,3 +257,30 @@ async def test_escape_while_the_files_are_read_cancels_the_reading(service: Dock
         gated.gate.set()
         await wait_until(pilot, lambda: not any(t.name == "dockerscope-layers" for t in threading.enumerate()))
     gated.close()
+
+
+async def test_two_images_of_a_docker_save_compare_as_on_the_daemon(docker_host: str, tmp_path: Path) -> None:
+    saved = tmp_path / "saved.tar"
+    subprocess.run(
+        ["docker", "save", "-o", str(saved), BASE_IMAGE, WASTE_IMAGE],
+        check=True,
+        env={**os.environ, "DOCKER_HOST": docker_host},
+    )
+    app = create_app(open_archive(str(saved)), interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await compare(pilot, app, BASE_IMAGE, WASTE_IMAGE)
+        await wait_until(pilot, lambda: "working it out" not in text_of(app, "#layers-summary"))
+        assert "2 layers shared, then they diverge at layer 3" in text_of(app, "#layers-summary")
+        rows = table_rows(app, "#compare-layers")
+        assert rows[1][2] == rows[1][4] == "RUN /bin/busybox --install -s /bin"
+        assert rows[4][2:] == [
+            "",
+            "4.1kB",
+            "RUN echo version-two > /data/keep/config && rm /data/big.bin && rm -rf /data/gone",
+        ]
+        await pilot.press("2")
+        assert any("History" in " ".join(row) for row in table_rows(app, "#compare-config"))
+        await files_shown(pilot, app)
+        assert row_of(app, "data/").split()[:3] == ["▼", "+", "data/"]
+        await pilot.press("escape")
+        assert app.screen is app.explorer

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from dockerscope.connect import add_daemon_arguments, connect
+from dockerscope.connect import add_daemon_arguments, connect, open_path
 from dockerscope.sanitize import sanitize
 from dockerscope.service import (
     ChangeType,
@@ -29,6 +29,7 @@ from dockerscope.service import (
     compare_config,
     compare_layers,
     compare_listings,
+    is_archive_path,
     short_id,
 )
 from dockerscope.units import human_bytes
@@ -49,8 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "what their configs (Env, Cmd, Entrypoint, WorkingDir, User, ports, volumes, labels, platform, "
         "history) set differently.",
     )
-    parser.add_argument("left", metavar="A", help="image id or reference, e.g. app:1")
-    parser.add_argument("right", metavar="B", help="the image to compare it with, e.g. app:2")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="[FILE|DIR] A B",
+        help="two image ids or references, e.g. app:1 app:2; first a docker save / podman save tarball "
+        "or OCI image layout to compare two of its images",
+    )
     add_daemon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.add_argument(
@@ -62,8 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
-    args = build_parser().parse_args(argv)
-    service = connect(args.host, args.context)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    archive = is_archive_path(args.images[0])
+    if len(args.images) != (3 if archive else 2):
+        parser.error("give A B, or FILE|DIR A B for two images of an archive")
+    if archive and (args.host is not None or args.context is not None):
+        parser.error("give either --host/--context or an archive path, not both")
+    args.left, args.right = args.images[-2:]
+    service = open_path(args.images[0]) if archive else connect(args.host, args.context)
     if service is None:
         return 2
     try:

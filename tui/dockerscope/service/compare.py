@@ -78,9 +78,16 @@ def _layers(detail: ImageDetail) -> list[ComparedLayer]:
     return layers
 
 
+def _field(document: Mapping[str, Any], name: str) -> Any:
+    """A field of an inspect document (`RootFS`), or of an image config as an archive holds it,
+    which names it in lower case (`rootfs`)."""
+    value = document.get(name)
+    return document.get(name.lower()) if value is None else value
+
+
 def _diff_ids(inspect: Mapping[str, Any]) -> list[str]:
-    root = inspect.get("RootFS")
-    layers = root.get("Layers") if isinstance(root, Mapping) else None
+    root = _field(inspect, "RootFS")
+    layers = (root.get("Layers") or root.get("diff_ids")) if isinstance(root, Mapping) else None
     return [text(layer) for layer in layers] if isinstance(layers, list) else []
 
 
@@ -170,13 +177,17 @@ def compare_config(left: ImageDetail, right: ImageDetail) -> list[ConfigChange]:
     changes += _entries("Volumes", _keys(left_config.get("Volumes")), _keys(right_config.get("Volumes")))
     changes += _entries("Labels", _mapping(left_config.get("Labels")), _mapping(right_config.get("Labels")))
     for field in _TOP_VALUES:
-        changes += _entries(field, _single(left.inspect, field), _single(right.inspect, field))
+        changes += _entries(field, _top(left.inspect, field), _top(right.inspect, field))
     changes += _entries("History", _history(left), _history(right), numbered=True)
     return changes
 
 
+def _top(inspect: Mapping[str, Any], field: str) -> dict[str, str]:
+    return _single({field: _field(inspect, field)}, field)
+
+
 def _config(inspect: Mapping[str, Any]) -> Mapping[str, Any]:
-    config = inspect.get("Config")
+    config = _field(inspect, "Config")
     return config if isinstance(config, Mapping) else {}
 
 
