@@ -69,36 +69,54 @@ class _Replay:
                 self._hide_below(directory, written)
         for path in sorted(listing.deleted):
             self.remove(path)
-        paths = self.paths
+        paths, children = self.paths, self.children
         implied: set[str] = set()
         dir_type = EntryType.DIR
+        # The hot loop of a comparison (tens of thousands of entries per layer), kept flat as
+        # file_analysis._apply_layer's: both layer sources list a directory's entries one after
+        # another, so most new paths reuse the set of children of the path before. Forgotten
+        # whenever a removal may have dropped that set.
+        last_parent: str | None = None
+        siblings: set[str] = set()
         for entry in listing.entries:
             path = entry.path
             if not path:
                 continue
             lower = paths.get(path)
-            if lower is None or path in implied:
+            if lower is None:
+                parent = path.rpartition("/")[0]
+                if parent != last_parent:
+                    if parent and parent not in paths:
+                        self._imply_parents(parent, index, implied)
+                    kids = children.get(parent)
+                    if kids is None:
+                        kids = children[parent] = set()
+                    last_parent, siblings = parent, kids
+                siblings.add(path)
+                paths[path] = (entry, index)
+                continue
+            if path in implied:
                 implied.discard(path)
-                if lower is None:
-                    self._imply_parents(path, index, implied)
-                self._place(path, (entry, index))
+                paths[path] = (entry, index)
                 continue
             old = lower[0]
             if entry.type is not dir_type:
-                self.remove_below(path)  # a directory replaced by a file takes its contents along
+                if path in children:
+                    self.remove_below(path)  # a directory replaced by a file takes its contents along
+                    last_parent = None
             elif old.type is dir_type and (old.mode, old.uid, old.gid) == (entry.mode, entry.uid, entry.gid):
                 continue
-            self._place(path, (entry, index))
+            paths[path] = (entry, index)
 
-    def _imply_parents(self, path: str, index: int, implied: set[str]) -> None:
-        parent = path.rpartition("/")[0]
+    def _imply_parents(self, directory: str, index: int, implied: set[str]) -> None:
+        """Make `directory` and the directories above it that no layer wrote yet."""
         missing: list[str] = []
-        while parent and parent not in self.paths:
-            missing.append(parent)
-            parent = parent.rpartition("/")[0]
-        for directory in reversed(missing):
-            self._place(directory, (LayerEntry(directory, EntryType.DIR, 0, 0o755, 0, 0), index))
-            implied.add(directory)
+        while directory and directory not in self.paths:
+            missing.append(directory)
+            directory = directory.rpartition("/")[0]
+        for path in reversed(missing):
+            self._place(path, (LayerEntry(path, EntryType.DIR, 0, 0o755, 0, 0), index))
+            implied.add(path)
 
 
 def _replay(replay: _Replay, layers: Iterable[tuple[int, LayerListing]]) -> _Replay:
