@@ -24,17 +24,15 @@ from dockerscope.service import (
     ImageSource,
     LayerComparison,
     LayerEntry,
-    LayerListing,
     ReadCancelled,
     compare_config,
     compare_layers,
     compare_listings,
     is_archive_path,
+    read_both_layers,
     short_id,
 )
 from dockerscope.units import human_bytes
-
-Layers = Sequence[tuple[str, LayerListing]]
 
 ERROR_CHARS = 1000
 # A value is shown this long in the text report (the JSON report has them as compared).
@@ -100,9 +98,14 @@ async def _compare(source: ImageSource, args: argparse.Namespace, out: TextIO) -
     """Compare and report; the exit code. The report is written here rather than returned:
     asyncio.run's signal handling can end up formatting the main task's result with repr(), and
     two big images' listings took 3.3 s to format."""
-    left, right, files = await _read(source, args.left, args.right, not args.no_files)
+    left, right = await source.image_detail_of(args.left), await source.image_detail_of(args.right)
     layers, config = compare_layers(left, right), compare_config(left, right)
-    differences = None if files is None else compare_listings(*files, shared_layers=len(layers.shared))
+    differences = None
+    if not args.no_files:
+        if not source.capabilities.layer_contents:
+            raise ContentsUnavailable(f"{source.host} cannot list what is inside layers: use --no-files")
+        ours, theirs = await read_both_layers(source, left, right, layers)
+        differences = compare_listings(ours, theirs, shared_layers=len(layers.shared))
     if args.json:
         # ensure_ascii (the default) writes every non-ASCII and control character as an escape.
         document = report(args.left, left, args.right, right, layers, config, differences)
@@ -110,20 +113,6 @@ async def _compare(source: ImageSource, args: argparse.Namespace, out: TextIO) -
     else:
         write_text(out, (args.left, left), (args.right, right), layers, config, differences)
     return 0
-
-
-async def _read(
-    source: ImageSource, left: str, right: str, with_files: bool
-) -> tuple[ImageDetail, ImageDetail, tuple[Layers, Layers] | None]:
-    """Both images' details and, `with_files`, their layer listings (one image after the other)."""
-    left_detail, right_detail = await source.image_detail_of(left), await source.image_detail_of(right)
-    if not with_files:
-        return left_detail, right_detail, None
-    if not source.capabilities.layer_contents:
-        raise ContentsUnavailable(f"{source.host} cannot list what is inside layers: use --no-files")
-    left_layers = (await source.image_layers(left_detail.id)).layers
-    right_layers = (await source.image_layers(right_detail.id)).layers
-    return left_detail, right_detail, (left_layers, right_layers)
 
 
 def _stderr_line(message: str) -> None:

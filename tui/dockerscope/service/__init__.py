@@ -35,7 +35,7 @@ from dockerscope.service.extract import (
     plan_extraction,
 )
 from dockerscope.service.file_analysis import FileChange, FileStatus, ImageFiles, filesystem_at
-from dockerscope.service.file_compare import ComparedImage, VersionsCompared, compare_versions
+from dockerscope.service.file_compare import ComparedImage, VersionsCompared, compare_versions, read_both_layers
 from dockerscope.service.file_reading import (
     FILE_VIEW_LIMIT,
     ContentSink,
@@ -169,6 +169,7 @@ __all__ = [
     "parse_bytes",
     "parse_ratio",
     "plan_extraction",
+    "read_both_layers",
     "read_file",
     "resolve_connection",
     "short_id",

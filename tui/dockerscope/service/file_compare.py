@@ -10,10 +10,11 @@ import asyncio
 import difflib
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dockerscope.service.compare import LayerComparison
 from dockerscope.service.file_reading import (
     FILE_VIEW_LIMIT,
     ContentSink,
@@ -24,7 +25,8 @@ from dockerscope.service.file_reading import (
     read_file,
 )
 from dockerscope.service.final_filesystem import FinalEntry
-from dockerscope.service.layer_files import ReadCancelled
+from dockerscope.service.layer_files import LayerListing, ProgressCallback, ReadCancelled
+from dockerscope.service.models import ImageDetail
 
 if TYPE_CHECKING:
     from dockerscope.service.source import ImageSource
@@ -142,3 +144,32 @@ async def compare_versions(
         return VersionsCompared(path, before, after, same)
     lines = await asyncio.to_thread(diff_lines, before.data, after.data, f"{names[0]}/{path}", f"{names[1]}/{path}")
     return VersionsCompared(path, before, after, same, diff=tuple(lines))
+
+
+Listings = tuple[tuple[str, LayerListing], ...]
+
+
+async def read_both_layers(
+    source: ImageSource,
+    left: ImageDetail,
+    right: ImageDetail,
+    layers: LayerComparison,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_side: Callable[[str], None] = lambda side: None,
+) -> tuple[Listings, Listings]:
+    """Both images' layer listings, every stack read once: when all of one image's layers are
+    shared (it is the other's base), they are the other's first layers. `on_side("A")` or
+    `on_side("B")` says which image is read next."""
+    shared = len(layers.shared)
+    if not layers.left_only:
+        on_side("B")
+        theirs = (await source.image_layers(right.id, cancel=cancel, on_progress=on_progress)).layers
+        return theirs[:shared], theirs
+    on_side("A")
+    ours = (await source.image_layers(left.id, cancel=cancel, on_progress=on_progress)).layers
+    if not layers.right_only:
+        return ours, ours[:shared]
+    on_side("B")
+    return ours, (await source.image_layers(right.id, cancel=cancel, on_progress=on_progress)).layers

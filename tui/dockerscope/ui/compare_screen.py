@@ -39,6 +39,7 @@ from dockerscope.service import (
     compare_final,
     compare_layers,
     final_filesystems,
+    read_both_layers,
 )
 from dockerscope.ui.compare_files import DESCRIBE_WIDTH, ComparedFiles
 from dockerscope.ui.file_tree import FileTree
@@ -307,12 +308,15 @@ class CompareScreen(Screen[None]):
     async def _read_files(self) -> None:
         assert self._details is not None and self._layers is not None
         try:
-            read = []
-            for side, detail in zip("AB", self._details, strict=True):
-                self._reading_side = side
-                image = await self._source.image_layers(detail.id, cancel=self._cancel, on_progress=self._report)
-                read.append(image.layers)
-            left, right = await asyncio.to_thread(_compared_images, self._details, read[0], read[1], self._layers)
+            ours, theirs = await read_both_layers(
+                self._source,
+                *self._details,
+                self._layers,
+                cancel=self._cancel,
+                on_progress=self._report,
+                on_side=self._on_side,
+            )
+            left, right = await asyncio.to_thread(_compared_images, self._details, ours, theirs, self._layers)
             # In proportion to both images' paths: off the event loop.
             shared = len(self._layers.shared)
             compared = await asyncio.to_thread(lambda: ComparedFiles(compare_final(left.final, right.final, shared)))
@@ -322,6 +326,9 @@ class CompareScreen(Screen[None]):
             self.post_message(CompareFailed(Problem.of(error)))
             return
         self.post_message(CompareFilesReady(left, right, compared))
+
+    def _on_side(self, side: str) -> None:
+        self._reading_side = side
 
     def _report(self, progress: ReadProgress) -> None:
         """Called in the reading thread: post a message now and then, never touch a widget."""
