@@ -230,7 +230,29 @@ class _TarMembers:
         return True
 
 
-class _SeekableTar:
+class _ChunkedStore:
+    """A store that reads each member as one stream of chunks: layers are listed and their files
+    read from those."""
+
+    def _chunks(self, path: str) -> Generator[bytes, None, None]:
+        raise NotImplementedError
+
+    def listings(
+        self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
+    ) -> dict[str, LayerListing]:
+        return _read_layers(layers, self._chunks, cancel, on_layer)
+
+    def read_files(
+        self,
+        layers: Sequence[ArchiveLayer],
+        wanted: Mapping[int, Collection[str]],
+        open_sink: SinkOpener,
+        cancel: threading.Event | None,
+    ) -> None:
+        _read_files(layers, wanted, self._chunks, open_sink, cancel)
+
+
+class _SeekableTar(_ChunkedStore):
     """A plain tar file: members indexed from their headers, data read where it lies."""
 
     def __init__(self, path: str, cancel: threading.Event | None) -> None:
@@ -273,20 +295,6 @@ class _SeekableTar:
                 raise ArchiveError(f"the archive is truncated inside {_quote(path)}")
             offset += len(data)
             yield data
-
-    def listings(
-        self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
-    ) -> dict[str, LayerListing]:
-        return _read_layers(layers, self._chunks, cancel, on_layer)
-
-    def read_files(
-        self,
-        layers: Sequence[ArchiveLayer],
-        wanted: Mapping[int, Collection[str]],
-        open_sink: SinkOpener,
-        cancel: threading.Event | None,
-    ) -> None:
-        _read_files(layers, wanted, self._chunks, open_sink, cancel)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -365,7 +373,7 @@ def _gzip_errors(read: Callable[[], _T]) -> _T:
         raise ArchiveError(f"the gzip stream is corrupt or truncated ({error})") from None
 
 
-class _Directory:
+class _Directory(_ChunkedStore):
     """An unpacked layout: every path must stay inside the directory once symlinks are resolved."""
 
     def __init__(self, root: str) -> None:
@@ -415,20 +423,6 @@ class _Directory:
                     yield chunk
         except OSError as error:
             raise ArchiveError(f"{_quote(path)} cannot be read: {error.strerror}") from None
-
-    def listings(
-        self, layers: Sequence[ArchiveLayer], cancel: threading.Event | None, on_layer: Callable[[int, int], None]
-    ) -> dict[str, LayerListing]:
-        return _read_layers(layers, self._chunks, cancel, on_layer)
-
-    def read_files(
-        self,
-        layers: Sequence[ArchiveLayer],
-        wanted: Mapping[int, Collection[str]],
-        open_sink: SinkOpener,
-        cancel: threading.Event | None,
-    ) -> None:
-        _read_files(layers, wanted, self._chunks, open_sink, cancel)
 
     def close(self) -> None:
         pass
