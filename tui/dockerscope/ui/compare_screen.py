@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -55,9 +54,9 @@ from dockerscope.ui.messages import (
     ContentsProgress,
     Problem,
 )
+from dockerscope.ui.read_progress import ProgressThrottle, show_read_progress, tell_cache_problem
 
 # Progress messages from the reading thread are spaced at least this far apart.
-PROGRESS_INTERVAL = 0.05
 # A config value is shown this long in its cell.
 VALUE_CHARS = 300
 PANES = ("layers", "config", "files")
@@ -94,7 +93,7 @@ class CompareScreen(Screen[None]):
         self._cancel = threading.Event()
         self._order = SortOrder.NAME
         self._filter = ""
-        self._last_progress = 0.0
+        self._throttle = ProgressThrottle()
 
     @property
     def names(self) -> tuple[str, str]:
@@ -332,26 +331,16 @@ class CompareScreen(Screen[None]):
 
     def _report(self, progress: ReadProgress) -> None:
         """Called in the reading thread: post a message now and then, never touch a widget."""
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL or progress.layers_done == progress.layer_count:
-            self._last_progress = now
+        if self._throttle.due(progress.layers_done == progress.layer_count):
             self.post_message(ContentsProgress(progress))
 
     def on_contents_progress(self, message: ContentsProgress) -> None:
-        progress = message.progress
         bar = self.query_one("#compare-progress-bar", ProgressBar)
-        if progress.bytes_total:
-            bar.update(total=progress.bytes_total, progress=min(progress.bytes_done, progress.bytes_total))
-        label = (
-            f"reading {self._reading_side}'s layers: {progress.layers_done} of {progress.layer_count} · "
-            f"{human_size(progress.bytes_done)}"
-        )
-        self.query_one("#compare-progress-label", Static).update(plain(label))
+        label = self.query_one("#compare-progress-label", Static)
+        show_read_progress(bar, label, message.progress, f"{self._reading_side}'s layers")
 
     def _tell_cache_problem(self) -> None:
-        """Once per run: the disk cache is not used (its directory is not the user's alone)."""
-        if (problem := self._source.take_cache_problem()) is not None:
-            self.app.notify(sanitize(problem), title="Layer cache", severity="warning", markup=False)
+        tell_cache_problem(self.app, self._source)
 
     def on_compare_failed(self, message: CompareFailed) -> None:
         self._reading = False

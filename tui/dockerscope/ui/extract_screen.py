@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -39,8 +38,7 @@ from dockerscope.service import (
 )
 from dockerscope.ui.format import counted, human_size, plain
 from dockerscope.ui.messages import ExtractFailed, ExtractFinished, ExtractPlanned, ExtractProgressed, Problem
-
-PROGRESS_INTERVAL = 0.05
+from dockerscope.ui.read_progress import ProgressThrottle
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class ExtractScreen(ModalScreen[None]):
         self._writing = False
         # The destination the user was told exists: Enter on it again replaces it.
         self._replace_armed: str | None = None
-        self._last_progress = 0.0
+        self._throttle = ProgressThrottle()
         self._shown_destination = ""
 
     def compose(self) -> ComposeResult:
@@ -166,9 +164,7 @@ class ExtractScreen(ModalScreen[None]):
 
     def _report(self, progress: ExtractProgress) -> None:
         """Called in the reading thread: post now and then, never touch a widget."""
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL:
-            self._last_progress = now
+        if self._throttle.due():
             self.post_message(ExtractProgressed(progress))
 
     def on_extract_progressed(self, message: ExtractProgressed) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -39,9 +38,8 @@ from dockerscope.ui.filter_input import FilterInput
 from dockerscope.ui.format import counted, human_size, plain
 from dockerscope.ui.key_footer import KeyFooter
 from dockerscope.ui.messages import ContentsFailed, ContentsLoaded, ContentsProgress, Problem
+from dockerscope.ui.read_progress import ProgressThrottle, show_read_progress, tell_cache_problem
 
-# Progress messages from the reading thread are spaced at least this far apart.
-PROGRESS_INTERVAL = 0.05
 TOP_WASTED_ROWS = 50
 FILESYSTEMS_KEPT = 4
 PROGRESS_DELAY = 0.15
@@ -79,7 +77,7 @@ class LayerContentsScreen(Screen[None]):
         self._whole_filesystem = False
         self._order = SortOrder.NAME
         self._filter = ""
-        self._last_progress = 0.0
+        self._throttle = ProgressThrottle()
         # The filesystem as of a layer takes a replay of every layer below: keep the last few.
         self._filesystems: dict[int, list[FileChange]] = {}
 
@@ -139,25 +137,14 @@ class LayerContentsScreen(Screen[None]):
 
     def _report(self, progress: ReadProgress) -> None:
         """Called in the reading thread: post a message now and then, never touch a widget."""
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL or progress.layers_done == progress.layer_count:
-            self._last_progress = now
+        if self._throttle.due(progress.layers_done == progress.layer_count):
             self.post_message(ContentsProgress(progress))
 
     def on_contents_progress(self, message: ContentsProgress) -> None:
-        progress = message.progress
-        bar = self.query_one(ProgressBar)
-        if progress.bytes_total:
-            bar.update(total=progress.bytes_total, progress=min(progress.bytes_done, progress.bytes_total))
-        label = f"reading layers: {progress.layers_done} of {progress.layer_count} · {human_size(progress.bytes_done)}"
-        if progress.bytes_total:
-            label += f" of about {human_size(progress.bytes_total)}"
-        self.query_one("#progress-label", Static).update(Text(label))
+        show_read_progress(self.query_one(ProgressBar), self.query_one("#progress-label", Static), message.progress)
 
     def _tell_cache_problem(self) -> None:
-        """Once per run: the disk cache is not used (its directory is not the user's alone)."""
-        if (problem := self._source.take_cache_problem()) is not None:
-            self.app.notify(sanitize(problem), title="Layer cache", severity="warning", markup=False)
+        tell_cache_problem(self.app, self._source)
 
     def on_contents_failed(self, message: ContentsFailed) -> None:
         self._tell_cache_problem()
