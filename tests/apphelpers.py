@@ -58,10 +58,15 @@ def tree_title(app: DockerscopeApp) -> str:
 
 
 async def _highlight(
-    pilot: Pilot[None], app: DockerscopeApp, pane_key: str, names: Callable[[], list[str]], name: str
+    pilot: Pilot[None],
+    app: DockerscopeApp,
+    pane_key: str,
+    names: Callable[[], list[str]],
+    name: str,
+    timeout: float = 10.0,
 ) -> None:
     """Focus a list with its number key, move its cursor onto `name` with the arrow keys, and
-    wait for the details to arrive."""
+    wait (up to `timeout` seconds) for the details to arrive."""
     await wait_until(pilot, lambda: name in names())
     await pilot.press(pane_key)
     object_list = app.focused
@@ -69,11 +74,11 @@ async def _highlight(
     target = names().index(name)
     while object_list.cursor_row != target:
         await pilot.press("down" if object_list.cursor_row < target else "up")
-    await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0)
+    await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0, timeout=timeout)
 
 
-async def highlight_image(pilot: Pilot[None], app: DockerscopeApp, name: str) -> None:
-    await _highlight(pilot, app, "1", lambda: shown_names(app), name)
+async def highlight_image(pilot: Pilot[None], app: DockerscopeApp, name: str, timeout: float = 10.0) -> None:
+    await _highlight(pilot, app, "1", lambda: shown_names(app), name, timeout)
 
 
 def container_list(app: DockerscopeApp) -> ContainerList:

@@ -109,7 +109,7 @@ async def test_layer_contents_over_ssh_come_from_the_export_stream_with_progress
         async with app.run_test(size=SIZE) as pilot:
             # Every first request over ssh starts ssh and a docker CLI on the far side: slow under load.
             await wait_until(pilot, lambda: WASTE_IMAGE in shown_names(app), timeout=30)
-            await highlight_image(pilot, app, WASTE_IMAGE)
+            await highlight_image(pilot, app, WASTE_IMAGE, timeout=30)
             await pilot.press("3", "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, LayerContentsScreen), timeout=30)
             contents_title = lambda: app.screen.query_one("#contents-title", Static).render().plain  # noqa: E731
