@@ -71,8 +71,8 @@ async def _highlight(
     await pilot.press(pane_key)
     object_list = app.focused
     assert isinstance(object_list, ObjectList)
-    target = names().index(name)
-    while object_list.cursor_row != target:
+    # Where it stands is asked again at every step: tests on other workers add images meanwhile.
+    while (target := names().index(name)) != object_list.cursor_row:
         await pilot.press("down" if object_list.cursor_row < target else "up")
     await wait_until(pilot, lambda: tree_title(app) == name and layer_table(app).row_count > 0, timeout=timeout)
 
@@ -99,6 +99,7 @@ async def highlight_image_id(pilot: Pilot[None], app: DockerscopeApp, image_id: 
     images = image_list(app)
     await wait_until(pilot, lambda: any(image.id == image_id for image in images.visible_items))
     await pilot.press("1")
-    target = next(index for index, image in enumerate(images.visible_items) if image.id == image_id)
-    while images.cursor_row != target:
+    while (
+        target := next(index for index, image in enumerate(images.visible_items) if image.id == image_id)
+    ) != images.cursor_row:
         await pilot.press("down" if images.cursor_row < target else "up")
