@@ -96,7 +96,15 @@ DAEMON_GROUP = "daemon"
 # list, never the events), and change nothing on the daemon: they run in a group of their own,
 # beside the daemon group, so that group is not the one path every CI run waits for.
 DAEMON_READER_MODULES = frozenset(
-    {"test_archive_daemon", "test_compare_app", "test_extract_app", "test_hosts", "test_memory", "test_remote"}
+    {
+        "test_archive_daemon",
+        "test_compare_app",
+        "test_extract_app",
+        "test_file_view_app",
+        "test_hosts",
+        "test_memory",
+        "test_remote",
+    }
 )
 DAEMON_READER_GROUP = "daemon-readers"
 

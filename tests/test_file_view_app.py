@@ -11,27 +11,22 @@ import platform
 import subprocess
 import tarfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Static
 
-from apphelpers import SIZE, highlight_container, highlight_image, layer_table, wait_until
+from apphelpers import SIZE, highlight_container, layer_table, wait_until
 from conftest import CHANGES_CONTAINER, WASTE_IMAGE
 from dockerscope.service import Connection, DockerService, open_archive
 from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
-from dockerscope.ui.file_tree import FileTree
-from dockerscope.ui.file_view_screen import ContentView, FileViewScreen
+from dockerscope.ui.file_view_screen import FileViewScreen
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
-
-HOSTILE_IMAGE = "dockerscope-test/view-hostile:tmp"
-HOSTILE_NAME = "evil\x1b]0;pwned\x07[red]name[/red].txt"
-HOSTILE_BYTES = b"\x1b[2J\x1b]52;c;cHduZWQ=\x07[bold red]alarm[/bold red]\n\xe2\x80\xaeevil\tend\r\nlast"
+from file_view_helpers import open_file, open_layer, shown, title, tree
 
 
 @pytest.fixture
@@ -50,54 +45,6 @@ def layer_bytes(api: docker.APIClient, image: str, layer: int, path: str) -> byt
             member = inner.extractfile(path)
             assert member is not None
             return member.read()
-
-
-async def open_layer(pilot: Pilot[None], app: DockerscopeApp, image: str, instruction_part: str) -> None:
-    await highlight_image(pilot, app, image)
-    await pilot.press("3")
-    table = layer_table(app)
-    while instruction_part not in table.get_row_at(table.cursor_row)[-1].plain:
-        await pilot.press("j")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, LayerContentsScreen) and bool(tree(app).root.children))
-
-
-def tree(app: DockerscopeApp) -> FileTree:
-    return app.screen.query_one(FileTree)
-
-
-async def open_file(pilot: Pilot[None], app: DockerscopeApp, path: str) -> FileViewScreen:
-    """Move the tree's cursor onto `path` with j and Space (opening the directories on the way,
-    closing the others) and press Enter; wait for the file view to show the contents."""
-    file_tree = tree(app)
-    await pilot.press("home")
-    for _ in range(200):
-        node = file_tree.cursor_node
-        data = node.data if node is not None else None
-        if data is not None and data.path == path:
-            break
-        on_the_way = data is not None and path.startswith(data.path + "/")
-        if node is not None and node.allow_expand and on_the_way != node.is_expanded:
-            await pilot.press("space")  # open the directories on the way, close the others
-        else:
-            await pilot.press("j")
-    else:
-        raise AssertionError(f"{path} is not in the tree")
-    await pilot.press("enter")
-    await wait_until(
-        pilot, lambda: isinstance(app.screen, FileViewScreen) and app.screen.query_one(ContentView).display
-    )
-    await pilot.pause()
-    assert isinstance(app.screen, FileViewScreen)
-    return app.screen
-
-
-def title(screen: FileViewScreen) -> str:
-    return screen.query_one("#file-title", Static).render().plain
-
-
-def shown(screen: FileViewScreen) -> list[str]:
-    return [line.rstrip() for line in screen.query_one(ContentView).shown_lines() if line.strip()]
 
 
 def numbered(lines: list[str]) -> list[str]:
@@ -175,35 +122,6 @@ async def test_a_binary_shows_a_hex_dump_its_type_and_the_first_mib(app: Dockers
         await pilot.press("end")
         await pilot.pause()
         assert shown(view)[-1].startswith(f"{(1 << 20) - 16:08x}  {real[(1 << 20) - 16 : (1 << 20) - 8].hex(' ')}")
-
-
-@pytest.fixture
-def hostile_image(api: docker.APIClient) -> Iterator[str]:
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        info = tarfile.TarInfo(HOSTILE_NAME)
-        info.size = len(HOSTILE_BYTES)
-        archive.addfile(info, io.BytesIO(HOSTILE_BYTES))
-    repository, tag = HOSTILE_IMAGE.split(":")
-    api.import_image_from_data(payload.getvalue(), repository=repository, tag=tag)
-    yield HOSTILE_IMAGE
-    api.remove_image(HOSTILE_IMAGE, force=True)
-
-
-async def test_hostile_names_and_contents_are_shown_escaped_never_interpreted(
-    app: DockerscopeApp, hostile_image: str
-) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await open_layer(pilot, app, hostile_image, "")
-        view = await open_file(pilot, app, HOSTILE_NAME)
-        assert title(view).startswith("/evil\\x1b]0;pwned\\x07[red]name[/red].txt · as of layer 1 of 1")
-        assert shown(view) == [
-            "1 │ \\x1b[2J\\x1b]52;c;cHduZWQ=\\x07[bold red]alarm[/bold red]",
-            "2 │ \\u202eevil   end",
-            "3 │ last",
-        ]
-        await pilot.press("h")
-        assert shown(view)[0] == "00000000  1b 5b 32 4a 1b 5d 35 32  3b 63 3b 63 48 64 75 5a  |.[2J.]52;c;cHduZ|"
 
 
 async def test_a_containers_writable_layer_shows_what_the_container_wrote(app: DockerscopeApp) -> None:
