@@ -44,6 +44,7 @@ FILES_SHOWN = 200
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockerscope diff",
+        usage="%(prog)s [-h] [--host URL | --context NAME] [--json] [--no-files] [FILE|DIR] A B",
         description="Compare two images: their layer stacks, aligned on the layers they share, and "
         "what their configs (Env, Cmd, Entrypoint, WorkingDir, User, ports, volumes, labels, platform, "
         "history) set differently.",

@@ -45,6 +45,8 @@ class BadInput(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dockerscope extract",
+        usage="%(prog)s [-h] [--layer N] [-o DEST] [--replace] [--platform OS/ARCH[/VARIANT]]\n"
+        "       [--host URL | --context NAME] IMAGE|FILE|DIR [IMAGE] PATH",
         description="Write a file or directory of an image, as a layer leaves it, to disk: modes kept, "
         "owners when run as root, symlinks as symlinks, nothing written outside the destination.",
     )
