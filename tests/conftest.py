@@ -99,6 +99,7 @@ DAEMON_READER_MODULES = frozenset(
     {
         "test_archive_daemon",
         "test_compare_app",
+        "test_copy_app",
         "test_extract_app",
         "test_file_view_app",
         "test_hosts",

@@ -416,7 +416,7 @@ def contents_shown(app: DockerscopeApp) -> bool:
 
 async def _images(tour: Tour, app: DockerscopeApp) -> None:
     await highlight_image(tour.pilot, app, TOOL_IMAGE)
-    await tour.press("1", "s", "d", "j", "k")
+    await tour.press("1", "s", "d", "j", "k", "y")
     everything = shown_names(app)
     await tour.press("slash")
     await tour.type_text("waste")
@@ -447,7 +447,7 @@ async def _containers_of_an_image(tour: Tour, app: DockerscopeApp) -> None:
 async def _inspect_tree(tour: Tour, app: DockerscopeApp) -> None:
     await tour.press("2")
     assert isinstance(app.focused, InspectTree)
-    await tour.press("j", "enter", "space", "k", "plus", "minus")
+    await tour.press("j", "enter", "space", "k", "plus", "minus", "y", "Y")
 
 
 async def _layer_contents(tour: Tour, app: DockerscopeApp) -> None:
@@ -456,11 +456,11 @@ async def _layer_contents(tour: Tour, app: DockerscopeApp) -> None:
     table = layer_table(app)
     while "version-two" not in table.get_row_at(table.cursor_row)[-1].plain:
         await tour.press("j")
-    await tour.press("k", "j", "enter")
+    await tour.press("k", "j", "y", "enter")
     await tour.until(lambda: contents_shown(app))
     assert isinstance(app.focused, FileTree)
     await _file_view(tour, app, app.focused, "data/keep/config")
-    await tour.press("j", "k", "a", "s", "slash")
+    await tour.press("j", "k", "y", "a", "s", "slash")
     await tour.type_text("conf")
     await tour.press("enter", "slash", "escape", "left_square_bracket", "right_square_bracket", "w")
     await _extract(tour, app)

@@ -130,7 +130,7 @@ class DockerscopeApp(App[None]):
     def action_help(self) -> None:
         from dockerscope.ui.compare_screen import CompareScreen
         from dockerscope.ui.file_diff_screen import FileDiffScreen
-        from dockerscope.ui.file_tree import OPEN
+        from dockerscope.ui.file_tree import COPY_PATH, OPEN
         from dockerscope.ui.file_view_screen import FileViewScreen
         from dockerscope.ui.help_screen import HelpScreen
         from dockerscope.ui.host_list_screen import HostListScreen
@@ -151,7 +151,7 @@ class DockerscopeApp(App[None]):
                     ("layer contents", LayerContentsScreen.BINDINGS),
                     ("comparison", CompareScreen.BINDINGS),
                     ("file diff", FileDiffScreen.BINDINGS),
-                    ("layer contents", [OPEN]),
+                    ("layer contents", [OPEN, COPY_PATH]),
                     ("file view", FileViewScreen.BINDINGS),
                     ("host list", HostListScreen.BINDINGS),
                     ("lists, tree", ObjectList.BINDINGS),

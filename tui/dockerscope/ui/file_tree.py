@@ -16,6 +16,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from dockerscope.service import EntryType, FileStatus, LayerEntry
+from dockerscope.ui.clipboard import copy_text
 from dockerscope.ui.file_view import FileNode, FileView, SortOrder
 from dockerscope.ui.format import human_size, plain
 
@@ -36,6 +37,7 @@ TYPE_BITS = {
 DETAILS_WIDTH = 10 + 1 + 10 + 1 + 11
 # Enter opens a file (the file view) or a directory (expands it); a click does the same.
 OPEN = Binding("enter", "select_cursor", "Open file / directory", id="contents.open")
+COPY_PATH = Binding("y", "copy_path", "Copy the path", id="contents.copy", show=False)
 # With this few nodes or less, a filter opens every directory that leads to a match.
 EXPAND_ALL_LIMIT = 400
 
@@ -59,6 +61,7 @@ class FileTree(Tree[FileNode]):
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         OPEN,
+        COPY_PATH,
     ]
 
     @dataclass
@@ -118,6 +121,11 @@ class FileTree(Tree[FileNode]):
             found.append(node)
             stack.extend(node.children)
         return found
+
+    def action_copy_path(self) -> None:
+        data = self.cursor_node.data if self.cursor_node is not None else None
+        if data is not None:
+            copy_text(self, "/" + data.path, "path")
 
     def action_select_cursor(self) -> None:
         data = self.cursor_node.data if self.cursor_node is not None else None

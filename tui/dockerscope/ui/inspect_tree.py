@@ -7,6 +7,7 @@ deeper than `MAX_DEPTH` is not opened (Textual lays a tree out recursively), a b
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from dockerscope.ui.clipboard import copy_text
 from dockerscope.ui.format import plain
 from dockerscope.ui.json_labels import children_of, is_branch, label_for, more_label, too_deep_label
 
@@ -50,6 +52,8 @@ class InspectTree(Tree[JsonNode]):
         Binding("minus", "collapse_everything", "Collapse all", id="inspect.collapse_all"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("y", "copy_value", "Copy the value (a branch as JSON)", id="inspect.copy", show=False),
+        Binding("Y", "copy_path", "Copy the JSON path", id="inspect.copy_path", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -127,10 +131,41 @@ class InspectTree(Tree[JsonNode]):
                 added += len(node.children)
             pending.extend(child for child in node.children if child.allow_expand)
 
+    def action_copy_value(self) -> None:
+        node = self.cursor_node
+        if node is None or node.data is None or (node.data.key is None and node is not self.root):
+            return  # no node, or the "… more" line
+        value = node.data.value
+        if isinstance(value, str):
+            copy_text(self, value, "value")
+        else:
+            copy_text(self, json.dumps(value, indent=2, ensure_ascii=False, default=str), "JSON")
+
+    def action_copy_path(self) -> None:
+        node = self.cursor_node
+        if node is not None and node.data is not None and (node.data.key is not None or node is self.root):
+            copy_text(self, json_path(_path(node)), "JSON path")
+
     def action_collapse_everything(self) -> None:
         for node in [node for node in _walk(self.root) if node.is_expanded and node is not self.root]:
             node.collapse()
         self.root.expand()
+
+
+def json_path(keys: NodePath) -> str:
+    """`.Config.Env[2]`: object keys after a dot, or quoted in brackets when they are not plain
+    names (`["com.example.label"]`); array indexes as their own brackets; the document itself `.`."""
+    parts = []
+    for key in keys:
+        if key is None:
+            continue
+        if key.startswith("[") and key.endswith("]") and key[1:-1].isdigit():
+            parts.append(key)
+        elif key.isidentifier():
+            parts.append("." + key)
+        else:
+            parts.append(f"[{json.dumps(key, ensure_ascii=False)}]")
+    return "".join(parts) or "."
 
 
 def _path(node: TreeNode[JsonNode]) -> NodePath:

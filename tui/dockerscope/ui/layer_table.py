@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from dockerscope.service import ChangeKind, ImageContext, LayerKind, LayerRow, LayerStack, WritableLayer
+from dockerscope.ui.clipboard import copy_text
 from dockerscope.ui.format import human_size, plain, relative_time
 
 BASE_BOUNDARY_KEY = "base"
@@ -90,6 +91,7 @@ class LayerTable(DataTable[Text]):
         Binding("i", "choose(True)", "Layer details", id="layers.details"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("y", "copy", "Copy the layer's diff id", id="layers.copy", show=False),
     ]
 
     @dataclass(repr=False)
@@ -157,6 +159,15 @@ class LayerTable(DataTable[Text]):
             self.move_cursor(row=self.row_count - 1, scroll=True)
         elif 0 < cursor < self.row_count:
             self.move_cursor(row=cursor)
+
+    def action_copy(self) -> None:
+        if not self.row_count:
+            return
+        row = self._rows.get(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or "")
+        if row is not None and row.diff_id:
+            copy_text(self, row.diff_id, "diff id")
+        else:
+            self.notify("This row has no layer of its own to copy the diff id of.", markup=False)
 
     def action_choose(self, details: bool = False) -> None:
         if not self.row_count:

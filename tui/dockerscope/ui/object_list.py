@@ -18,6 +18,7 @@ from textual.reactive import var
 from textual.widgets import DataTable
 
 from dockerscope import clock
+from dockerscope.ui.clipboard import copy_text
 
 Item = TypeVar("Item")
 # The messages' own type variable: a nested class cannot be generic in its outer class's.
@@ -45,6 +46,7 @@ class ObjectList(DataTable[Text], Generic[Item]):
         Binding("s", "cycle_sort", "Sort"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("y", "copy", "Copy the full id", id="list.copy", show=False),
     ]
 
     # The view. Setting one shows the list again (its watcher calls refresh_rows); the filter also
@@ -138,6 +140,11 @@ class ObjectList(DataTable[Text], Generic[Item]):
         if not 0 <= self.cursor_row < len(self._visible):
             return None
         return self._visible[self.cursor_row]
+
+    def action_copy(self) -> None:
+        item = self.highlighted_item
+        if item is not None:
+            copy_text(self, self.item_key(item), "full id")
 
     def find(self, key: str) -> Item | None:
         """The object with this key, listed or not."""
