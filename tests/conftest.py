@@ -105,6 +105,7 @@ DAEMON_READER_MODULES = frozenset(
         "test_hosts",
         "test_memory",
         "test_remote",
+        "test_zoom_app",
     }
 )
 DAEMON_READER_GROUP = "daemon-readers"

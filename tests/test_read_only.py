@@ -416,7 +416,7 @@ def contents_shown(app: DockerscopeApp) -> bool:
 
 async def _images(tour: Tour, app: DockerscopeApp) -> None:
     await highlight_image(tour.pilot, app, TOOL_IMAGE)
-    await tour.press("1", "s", "d", "j", "k", "y")
+    await tour.press("1", "s", "d", "j", "k", "y", "z", "z")
     everything = shown_names(app)
     await tour.press("slash")
     await tour.type_text("waste")

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widget import Widget
@@ -36,6 +36,7 @@ from dockerscope.ui.key_footer import KeyFooter
 from dockerscope.ui.layer_table import LayerTable, changes_summary
 from dockerscope.ui.messages import ContainerDetailReady, ContextReady, DetailFailed, DetailReady, Problem
 from dockerscope.ui.object_list import ObjectList
+from dockerscope.ui.pane import Pane
 from dockerscope.ui.status_bar import StatusBar
 
 # Holding an arrow key skims through a list; wait this long on one object before fetching details.
@@ -47,7 +48,10 @@ Subject = ImageSummary | ContainerSummary
 class ExplorerScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="lists.filter"),
+        Binding("z", "zoom", "Zoom pane", id="explorer.zoom"),
     ]
+    # What stays on screen beside a zoomed pane.
+    ALLOW_IN_MAXIMIZED_VIEW = "StatusBar, KeyFooter"
 
     def __init__(self, source: ImageSource) -> None:
         super().__init__()
@@ -62,16 +66,16 @@ class ExplorerScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="lists"):
-            with Vertical(id="images-pane", classes="pane"):
+            with Pane(id="images-pane", classes="pane"):
                 yield FilterInput(returns_focus_to="#images", id="images-filter")
                 yield ImageList(id="images")
-            with Vertical(id="containers-pane", classes="pane"):
+            with Pane(id="containers-pane", classes="pane"):
                 yield FilterInput(returns_focus_to="#containers", id="containers-filter")
                 yield ContainerList(id="containers")
         with Horizontal(id="details"):
-            with Vertical(id="inspect-pane", classes="pane"):
+            with Pane(id="inspect-pane", classes="pane"):
                 yield InspectTree(id="inspect")
-            with Vertical(id="layers-pane", classes="pane"):
+            with Pane(id="layers-pane", classes="pane"):
                 yield LayerTable(id="layers")
                 yield Static(id="layer-summary")
         yield StatusBar(id="status")
@@ -134,6 +138,13 @@ class ExplorerScreen(Screen[None]):
         assert isinstance(pane, Widget)
         notes = [f"sort: {object_list.sort_by}", *object_list.view_notes()]
         pane.border_subtitle = plain(f"{len(object_list.visible_items)} shown · " + " · ".join(notes))
+
+    def action_zoom(self) -> None:
+        """The focused pane to the whole screen, and back (Esc too)."""
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is not None:
+            self.maximize(self.focused)
 
     def action_filter(self) -> None:
         # set_focus, not focus(): focus() waits for the message queue, and keys typed (or pasted)
