@@ -1,26 +1,15 @@
-"""Pilot steps of the file view tests: open a layer's contents, move onto a file and open it, and
-read what the view shows."""
+"""Pilot steps of the file view tests: move onto a file of a layer's contents and open it, and read
+what the view shows (`open_layer` is the layer contents tests')."""
 
 from __future__ import annotations
 
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from apphelpers import highlight_image, layer_table, wait_until
+from apphelpers import wait_until
 from dockerscope.ui import DockerscopeApp
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.file_view_screen import ContentView, FileViewScreen
-from dockerscope.ui.layer_contents_screen import LayerContentsScreen
-
-
-async def open_layer(pilot: Pilot[None], app: DockerscopeApp, image: str, instruction_part: str) -> None:
-    await highlight_image(pilot, app, image)
-    await pilot.press("3")
-    table = layer_table(app)
-    while instruction_part not in table.get_row_at(table.cursor_row)[-1].plain:
-        await pilot.press("j")
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, LayerContentsScreen) and bool(tree(app).root.children))
 
 
 def tree(app: DockerscopeApp) -> FileTree:

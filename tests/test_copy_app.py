@@ -12,14 +12,14 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
-from apphelpers import SIZE, highlight_container, highlight_image, layer_table, wait_until
+from apphelpers import SIZE, highlight_container, highlight_image, layer_table
 from conftest import APP_IMAGE, CHANGES_CONTAINER, WASTE_IMAGE
 from dockerscope.service import DockerService
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.clipboard import COPY_LIMIT
 from dockerscope.ui.file_tree import FileTree
 from dockerscope.ui.inspect_tree import InspectTree, json_path
-from dockerscope.ui.layer_contents_screen import LayerContentsScreen
+from test_layer_contents_app import open_layer
 
 
 @pytest.fixture
@@ -78,15 +78,8 @@ async def test_y_copies_full_ids_inspect_values_paths_and_diff_ids(app: Dockersc
 
 async def test_y_copies_a_path_of_the_layer_contents(app: DockerscopeApp) -> None:
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await highlight_image(pilot, app, WASTE_IMAGE)
-        await pilot.press("3")
-        table = layer_table(app)
-        while "version-two" not in table.get_row_at(table.cursor_row)[-1].plain:
-            await pilot.press("j")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, LayerContentsScreen))
+        await open_layer(pilot, app, WASTE_IMAGE, "version-two")
         tree = app.screen.query_one(FileTree)
-        await wait_until(pilot, lambda: bool(tree.root.children))
         while tree.cursor_node is None or tree.cursor_node.data is None or tree.cursor_node.data.path != "data/keep":
             await pilot.press("j")
         await pilot.press("y")

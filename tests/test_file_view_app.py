@@ -26,7 +26,8 @@ from dockerscope.service.demo import demo_source
 from dockerscope.ui import DockerscopeApp, create_app
 from dockerscope.ui.file_view_screen import FileViewScreen
 from dockerscope.ui.layer_contents_screen import LayerContentsScreen
-from file_view_helpers import open_file, open_layer, shown, title, tree
+from file_view_helpers import open_file, shown, title, tree
+from test_layer_contents_app import open_layer
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import pytest
 from apphelpers import SIZE
 from dockerscope.service import DockerService
 from dockerscope.ui import DockerscopeApp, create_app
-from file_view_helpers import open_file, open_layer, shown, title
+from file_view_helpers import open_file, shown, title
+from test_layer_contents_app import open_layer
 
 HOSTILE_IMAGE = "dockerscope-test/view-hostile:tmp"
 HOSTILE_NAME = "evil\x1b]0;pwned\x07[red]name[/red].txt"

@@ -426,10 +426,7 @@ class CompareScreen(Screen[None]):
     def action_filter(self) -> None:
         if self._compared is None:
             return
-        field = self.query_one(FilterInput)
-        field.disabled = False
-        field.display = True
-        self.set_focus(field)
+        self.query_one(FilterInput).open()
 
     @on(FilterInput.Changed)
     def _filter_changed(self, event: FilterInput.Changed) -> None:

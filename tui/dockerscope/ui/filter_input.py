@@ -25,6 +25,12 @@ class FilterInput(Input):
         super().__init__(placeholder=placeholder, id=id)
         self._returns_focus_to = returns_focus_to
 
+    def open(self) -> None:
+        """Show the field (disabled until then, so Escape reaches its screen) and focus it."""
+        self.disabled = False
+        self.display = True
+        self.screen.set_focus(self)
+
     def action_keep_filter(self) -> None:
         if not self.value:
             self.display = False

@@ -272,10 +272,7 @@ class LayerContentsScreen(Screen[None]):
     def action_filter(self) -> None:
         if self._contents is None:
             return
-        field = self.query_one(FilterInput)
-        field.disabled = False
-        field.display = True
-        self.set_focus(field)
+        self.query_one(FilterInput).open()
 
     def action_extract(self) -> None:
         """The highlighted path as of the layer on show (a removed one: as the layer below left it)."""
